@@ -1,0 +1,76 @@
+"""The agent boundary: what an agent is given, what it returns, and the registry.
+
+An agent works inside its sandbox on the features it was given; the harness, not the
+agent, captures its patch afterwards. Agents come from `BUILTIN` or from any installed
+package's `cooperbench.agents` entry points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..settings import UserError
+
+if TYPE_CHECKING:
+    from ..dataset import Feature, Task
+    from ..mailbox import AgentMailbox
+    from ..sandbox import Sandbox
+
+
+@dataclass
+class AgentContext:
+    experiment: str
+    pair: str  # the pair's key, e.g. "textkit_task/task1/f1-f2"
+    agent_id: str  # "agent1", "agent2" in coop; "solo" alone
+    teammates: list[str]  # the other agents' ids (empty in solo)
+    task: "Task"
+    features: list["Feature"]
+    sandbox: "Sandbox"
+    mailbox: "AgentMailbox | None"  # None when messaging is off or in solo
+    model: str | None = None
+    config: Any = None  # the --agent-config path (an agent parses it itself)
+    git_remote: str | None = None
+
+
+@dataclass
+class AgentResult:
+    status: str  # "Submitted", "LimitsExceeded", "Error", ...
+    steps: int = 0
+    error: str | None = None
+    messages_sent: int = 0
+    messages_received: int = 0
+    trajectory: list[dict] = field(default_factory=list)
+    usage: dict = field(default_factory=dict)  # tokens, cost, ... as the agent reports them
+
+
+class Agent(Protocol):
+    name: str
+
+    def run(self, ctx: AgentContext) -> AgentResult: ...
+
+
+BUILTIN = {
+    "gold": "cooperbench.agents.gold:GoldAgent",
+    "nop": "cooperbench.agents.nop:NopAgent",
+}
+
+
+def available() -> dict[str, str]:
+    found = dict(BUILTIN)
+    for ep in entry_points(group="cooperbench.agents"):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def check_agent(name: str) -> None:
+    if name not in available():
+        raise UserError(f"unknown agent {name!r} (known: {', '.join(sorted(available()))})")
+
+
+def get_agent(name: str) -> Agent:
+    check_agent(name)
+    module, _, attr = available()[name].partition(":")
+    return getattr(import_module(module), attr)()

@@ -1,0 +1,66 @@
+"""The `gold` agent: applies its features' gold patches. A ceiling and a check of the harness.
+
+In coop it tells its teammate which files it changes, then waits (bounded) for the
+teammate's note and records what it received. In solo it applies both features' patches;
+when those overlap it uses the task's `combined.patch`, as the published dataset intends.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+
+from ..patchutil import files_in
+from . import AgentContext, AgentResult
+
+WAIT_SECONDS = float(os.environ.get("COOPERBENCH_GOLD_WAIT", "30"))
+
+
+def _apply(ctx: AgentContext, patch: str, name: str) -> tuple[bool, str]:
+    path = f"{ctx.sandbox.files_dir}/{name}"
+    ctx.sandbox.write_file(path, patch.encode("utf-8", "surrogateescape"))
+    p = shlex.quote(path)
+    result = ctx.sandbox.exec(f"git apply {p} || git apply --3way {p}", timeout=300)
+    return result.exit_code == 0, result.output
+
+
+class GoldAgent:
+    name = "gold"
+
+    def run(self, ctx: AgentContext) -> AgentResult:
+        trajectory: list[dict] = []
+        sent = received = 0
+        if ctx.mailbox is not None:
+            files = sorted({f for feat in ctx.features for f in files_in(feat.gold_patch)})
+            for mate in ctx.teammates:
+                body = (f"I am {ctx.agent_id}, implementing feature "
+                        f"{', '.join(str(f.number) for f in ctx.features)}. I will change: {', '.join(files)}")
+                ctx.mailbox.send(mate, body)
+                sent += 1
+                trajectory.append({"role": "send", "to": mate, "content": body, "time": time.time()})
+
+        ok, output = True, ""
+        for feat in ctx.features:
+            ok, output = _apply(ctx, feat.gold_patch, f"gold-feature{feat.number}.patch")
+            trajectory.append({"role": "apply", "feature": feat.number, "ok": ok, "output": output[-2000:]})
+            if not ok:
+                break
+        combined = ctx.task.path / "combined.patch"
+        if not ok and len(ctx.features) > 1 and combined.is_file():
+            ctx.sandbox.exec("git reset --quiet --hard && git clean -qfd", timeout=120)
+            ok, output = _apply(ctx, combined.read_text(errors="surrogateescape"), "combined.patch")
+            trajectory.append({"role": "apply", "feature": "combined", "ok": ok, "output": output[-2000:]})
+
+        if ctx.mailbox is not None and ctx.teammates:
+            deadline = time.monotonic() + WAIT_SECONDS
+            while received < len(ctx.teammates) and time.monotonic() < deadline:
+                for msg in ctx.mailbox.wait(timeout=deadline - time.monotonic()):
+                    received += 1
+                    trajectory.append({"role": "receive", "from": msg.sender, "content": msg.body,
+                                       "time": msg.sent_at})
+        steps = len(trajectory)
+        if not ok:
+            return AgentResult("Error", steps, f"gold patch does not apply: {output.strip()[-300:]}",
+                               sent, received, trajectory)
+        return AgentResult("Submitted", steps, None, sent, received, trajectory)

@@ -1,0 +1,10 @@
+"""The `nop` agent: changes nothing. A floor for the benchmark: none of its pairs may pass."""
+
+from . import AgentContext, AgentResult
+
+
+class NopAgent:
+    name = "nop"
+
+    def run(self, ctx: AgentContext) -> AgentResult:
+        return AgentResult(status="Submitted", steps=0)

@@ -1,0 +1,142 @@
+"""The Python API: `run` an experiment (embedded farm or a configured broker) and `evaluate` it again."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+from . import db, settings
+from .agents import check_agent
+from .dataset import Dataset, Pair
+from .experiment import ExperimentSpec
+from .pipeline import evaluate_pair
+from .results import records
+from .sandbox import available as sandbox_backends
+from .settings import UserError
+
+
+def select_pairs(dataset=None, repo=None, task=None, features=None, subset=None) -> tuple[Dataset, list[Pair]]:
+    ds = Dataset(settings.dataset_dir(dataset))
+    pairs = ds.pairs(repo=repo, task_id=task, features=tuple(features) if features else None, subset=subset)
+    if not pairs:
+        raise UserError("no pairs match the filters")
+    return ds, pairs
+
+
+def make_spec(name: str, ds: Dataset, *, setting="coop", agent="gold", model=None, backend="local", git=False,
+              messaging=True, logs=None, agent_config=None, test_timeout=1800.0) -> ExperimentSpec:
+    check_agent(agent)
+    if backend not in sandbox_backends():
+        raise UserError(f"unknown sandbox backend {backend!r} (known: {', '.join(sorted(sandbox_backends()))})")
+    if agent_config is not None and not Path(agent_config).is_file():
+        raise UserError(f"agent config not found: {agent_config}")
+    return ExperimentSpec(name=name, setting=setting, agent=agent, model=model, backend=backend, git=git,
+                          messaging=messaging, dataset=str(ds.root), logs=str(settings.logs_dir(logs)),
+                          agent_config=str(Path(agent_config).resolve()) if agent_config else None,
+                          test_timeout=test_timeout)
+
+
+@contextmanager
+def _env(**values: str):
+    """Set environment variables for the in-process worker, restoring them afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def check_broker(app, url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise UserError(f"cannot reach the broker at {url}: {str(exc).splitlines()[0]}") from None
+
+
+def use_broker(app, url: str) -> None:
+    from .embedded import _reset_connections
+
+    app.conf.broker_url = url
+    app.conf.result_backend = url
+    app.conf.cooperbench_mailbox_url = url
+    _reset_connections(app)
+
+
+def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=None, setting="coop",
+        agent="gold", model=None, backend="local", git=False, messaging=True, force=False, broker=None, db_url=None,
+        logs=None, agent_config=None, concurrency=None, timeout=None, wait=True,
+        progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Run an experiment and return one record per pair.
+
+    With no broker configured (argument or COOPERBENCH_BROKER_URL) it runs on an embedded
+    farm: a private Redis and an in-process worker. With a broker, it submits to the farm's
+    workers and (if `wait`) follows progress. Pairs already done are not run again unless `force`.
+    """
+    from . import workflow
+    from .celery_app import app
+
+    ds, pairs = select_pairs(dataset, repo, task, features, subset)
+    spec = make_spec(name, ds, setting=setting, agent=agent, model=model, backend=backend, git=git,
+                     messaging=messaging, logs=logs, agent_config=agent_config)
+    database = settings.db_url(db_url)
+    db.engine(database)
+    url = settings.broker_url(broker)
+
+    def go(mailbox_url: str) -> list[dict]:
+        pending = workflow.submit(spec, pairs, database, force=force, mailbox_url=mailbox_url)
+        if progress:
+            progress(len(pairs) - len(pending), len(pairs))
+        if not wait:
+            return records(database, spec.name)
+        done = [len(pairs) - len(pending)]
+
+        def step(n: int) -> None:
+            done[0] += n
+            if progress:
+                progress(done[0], len(pairs))
+
+        return workflow.wait(spec, pending, database, timeout=timeout, progress=step)
+
+    if url is not None:
+        check_broker(app, url)
+        use_broker(app, url)
+        return go(url)
+
+    from .embedded import farm
+
+    workers = concurrency or max(2, os.cpu_count() or 2)
+    with _env(COOPERBENCH_DB_URL=database), farm(app, workers) as private:
+        return go(private)
+
+
+def evaluate(name: str, *, db_url=None, logs=None, dataset=None, concurrency=None) -> list[dict]:
+    """Evaluate an experiment's stored patches again (merge and test), updating its results."""
+    database = settings.db_url(db_url)
+    exp = db.get(database, db.Experiment, name)
+    if exp is None:
+        raise UserError(f"no experiment named {name!r} in {database.split('@')[-1]}")
+    ds = Dataset(Path(dataset) if dataset else Path(exp.dataset))
+    spec = make_spec(name, ds, setting=exp.setting, agent=exp.agent, model=exp.model, backend=exp.backend,
+                     git=exp.git, messaging=exp.messaging, logs=logs)
+    pairs = [Pair(r.repo, r.task_id, tuple(int(f) for f in r.features.split(",")))
+             for r in db.query(database, db.PairRun, experiment=name)]
+    with ThreadPoolExecutor(max_workers=concurrency or max(2, os.cpu_count() or 2)) as pool:
+        list(pool.map(lambda p: evaluate_pair(spec, p, None, database), pairs))
+    return records(database, name)
+
+
+def status(name: str, *, db_url=None) -> list[dict]:
+    database = settings.db_url(db_url)
+    if db.get(database, db.Experiment, name) is None:
+        raise UserError(f"no experiment named {name!r}")
+    return records(database, name)

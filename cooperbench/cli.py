@@ -1,0 +1,230 @@
+"""The `cooperbench` command line: run, submit, eval, status and dataset checks.
+
+Every user error ends as one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+
+import click
+
+from . import api, settings
+from .settings import UserError
+
+
+def _features(value: str | None) -> tuple[int, ...] | None:
+    if not value:
+        return None
+    try:
+        return tuple(sorted({int(v) for v in value.split(",") if v.strip()}))
+    except ValueError:
+        raise UserError(f"bad feature list {value!r} (use e.g. 1,2)") from None
+
+
+def selection(f):
+    """The options that choose pairs from a dataset."""
+    for opt in reversed([
+        click.option("--dataset", "dataset", default=None, help="Dataset folder (env COOPERBENCH_DATASET, default ./dataset)."),
+        click.option("-r", "--repo", default=None, help="Only this repository folder, e.g. textkit_task."),
+        click.option("-t", "--task", "task", type=int, default=None, help="Only this task id."),
+        click.option("-f", "--features", default=None, help="Only pairs of these features, e.g. 1,2."),
+        click.option("-s", "--subset", default=None, help="Only the pairs of subsets/NAME.json."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def experiment_options(f):
+    for opt in reversed([
+        click.option("-n", "--name", required=True, help="Experiment name (results accumulate under it)."),
+        click.option("--setting", type=click.Choice(["coop", "solo"]), default="coop", show_default=True),
+        click.option("-a", "--agent", default="gold", show_default=True, help="Agent name (see the agent registry)."),
+        click.option("-m", "--model", default=None, help="Model for LLM agents (a litellm model string)."),
+        click.option("--backend", default="local", show_default=True, help="Sandbox backend."),
+        click.option("--git/--no-git", default=False, help="Give each pair a shared git remote."),
+        click.option("--messaging/--no-messaging", default=True, help="Let teammates message each other."),
+        click.option("--agent-config", type=click.Path(), default=None, help="Agent configuration file."),
+        click.option("--force", is_flag=True, help="Redo pairs that are already done."),
+        click.option("--broker", default=None, help="Broker URL (env COOPERBENCH_BROKER_URL)."),
+        click.option("--db", "db_url", default=None, help="Results database URL (env COOPERBENCH_DB_URL)."),
+        click.option("--logs", default=None, help="Artifacts folder (env COOPERBENCH_LOGS, default ./logs)."),
+    ]):
+        f = opt(f)
+    return selection(f)
+
+
+def friendly(fn):
+    """Turn expected failures into one-line errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # the last line of defence: still one line, no traceback
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise click.ClickException(f"{type(exc).__name__}: {first}") from None
+
+    return wrapper
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more, and show tracebacks.")
+def main(verbose: bool) -> None:
+    """CooperBench farm: can coding agents work together as teammates?"""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _print_records(recs: list[dict], as_json: bool) -> None:
+    from .results import table
+
+    click.echo(json.dumps(recs, indent=2) if as_json else table(recs))
+
+
+@main.command()
+@experiment_options
+@click.option("-j", "--concurrency", type=int, default=None, help="Embedded worker threads (default: CPUs, at least 2).")
+@click.option("--timeout", type=float, default=None, help="Give up waiting after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@friendly
+def run(name, concurrency, timeout, as_json, **options):
+    """Run an experiment and wait for its results (embedded farm unless a broker is configured)."""
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label=f"{name}", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        recs = api.run(name, features=_features(options.pop("features")), concurrency=concurrency,
+                       timeout=timeout, progress=progress, **options)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    _print_records(recs, as_json)
+
+
+@main.command()
+@experiment_options
+@click.option("--wait", "wait", is_flag=True, help="Follow progress until every pair is done.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def submit(name, wait, as_json, **options):
+    """Enqueue an experiment on the configured broker and return (or --wait)."""
+    if settings.broker_url(options.get("broker")) is None:
+        raise UserError("no broker configured: pass --broker or set COOPERBENCH_BROKER_URL "
+                        "(or use `cooperbench run` for the embedded farm)")
+    recs = api.run(name, features=_features(options.pop("features")), wait=wait, **options)
+    if wait:
+        _print_records(recs, as_json)
+    else:
+        queued = sum(r["status"] == "queued" for r in recs)
+        click.echo(f"{name}: {queued} pair(s) queued, {len(recs) - queued} already finished")
+
+
+@main.command("eval")
+@click.option("-n", "--name", required=True)
+@click.option("--db", "db_url", default=None)
+@click.option("--logs", default=None)
+@click.option("--dataset", default=None)
+@click.option("-j", "--concurrency", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def eval_(name, db_url, logs, dataset, concurrency, as_json):
+    """Evaluate an experiment's stored patches again."""
+    _print_records(api.evaluate(name, db_url=db_url, logs=logs, dataset=dataset, concurrency=concurrency), as_json)
+
+
+@main.command()
+@click.option("-n", "--name", required=True)
+@click.option("--db", "db_url", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def status(name, db_url, as_json):
+    """Show an experiment's per-pair results."""
+    _print_records(api.status(name, db_url=db_url), as_json)
+
+
+@main.group()
+def dataset() -> None:
+    """Inspect and check a dataset."""
+
+
+@dataset.command("list")
+@selection
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def dataset_list(as_json, features, **options):
+    """List the pairs the filters select."""
+    _, pairs = api.select_pairs(features=_features(features), **options)
+    if as_json:
+        click.echo(json.dumps([p.to_json() for p in pairs], indent=2))
+    else:
+        for p in pairs:
+            click.echo(p.key)
+        click.echo(f"{len(pairs)} pair(s)")
+
+
+@dataset.command("validate")
+@selection
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def dataset_validate(as_json, features, dataset, repo, task, subset):
+    """Check that every feature's tests fail on the base commit and pass with its gold patch."""
+    from .checks import validate
+    from .dataset import Dataset
+    from .sandbox import get_backend
+
+    ds = Dataset(settings.dataset_dir(dataset))
+    tasks = [t for t in ds.tasks if (repo is None or t.repo == repo) and (task is None or t.task_id == task)]
+    if not tasks:
+        raise UserError("no tasks match the filters")
+    problems = validate(ds, get_backend("local", hide=[ds.root]), tasks)
+    if as_json:
+        click.echo(json.dumps([p.__dict__ for p in problems], indent=2))
+    else:
+        for p in problems:
+            click.echo(str(p))
+        n = sum(len(t.features) for t in tasks)
+        click.echo(f"{len(tasks)} task(s), {n} feature(s): {len(problems)} problem(s)")
+    if problems:
+        sys.exit(1)
+
+
+@dataset.command("conflicts")
+@selection
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def dataset_conflicts(as_json, features, **options):
+    """Report, for every pair, whether its gold patches merge cleanly."""
+    from .checks import conflicts
+
+    ds, pairs = api.select_pairs(features=_features(features), **options)
+    found = conflicts(ds, pairs)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for e in found:
+        key = f"{e['repo']}/task{e['task_id']}/" + "-".join(f"f{n}" for n in e["features"])
+        extra = ", ".join(e.get("conflicting_files", [])) or e.get("error", "")
+        click.echo(f"{key:44} {e['status']:10} {extra}")
+    counts = {s: sum(e["status"] == s for e in found) for s in ("clean", "conflicts", "error")}
+    click.echo(f"{len(found)} pair(s): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+if __name__ == "__main__":
+    main()

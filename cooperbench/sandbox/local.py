@@ -1,0 +1,147 @@
+"""The `local` backend: a private working copy per sandbox on this machine.
+
+When bubblewrap (`bwrap`) is installed, confined commands run inside it: no network,
+the whole file system read-only, the working copy (and a private home and /tmp) the only
+writable places, and the repository cache, dataset (gold patches), logs and database
+hidden. Without bwrap, commands run as plain processes and a warning says so once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from .. import settings
+from ..repocache import RepoCache
+from . import ExecResult, SandboxError
+
+log = logging.getLogger(__name__)
+_warned = False
+MAX_OUTPUT = 4 * 1024 * 1024
+
+
+def _command_env(home: Path) -> dict[str, str]:
+    """A clean environment: nothing of the worker's (API keys, tokens) leaks into commands."""
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")])
+    env = {"PATH": path, "HOME": str(home), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "dumb",
+           "PYTHONDONTWRITEBYTECODE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    for name in ("PYENV_ROOT", "PYENV_VERSION"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def _trim(data: bytes) -> str:
+    if len(data) > MAX_OUTPUT:
+        half = MAX_OUTPUT // 2
+        data = data[:half] + b"\n... [output truncated] ...\n" + data[-half:]
+    return data.decode("utf-8", "replace")
+
+
+class LocalSandbox:
+    def __init__(self, root: Path, hidden: list[Path], use_bwrap: bool):
+        self.root = root
+        self.repo_dir = str(root / "repo")
+        self.files_dir = str(root / "files")
+        self.home = root / "home"
+        self.tmp = root / "tmp"
+        self.hidden = hidden
+        self.use_bwrap = use_bwrap
+        for d in (self.files_dir, self.home, self.tmp):
+            Path(d).mkdir(parents=True, exist_ok=True)
+
+    def _argv(self, command: str, cwd: str, confined: bool) -> list[str]:
+        if not (confined and self.use_bwrap):
+            return ["bash", "-c", command]
+        argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
+        for path in self.hidden:
+            if path.is_dir():
+                argv += ["--tmpfs", str(path)]
+            elif path.exists():
+                argv += ["--ro-bind", "/dev/null", str(path)]
+        # /tmp first: the sandbox itself may live under /tmp, and later binds land on top.
+        argv += ["--bind", str(self.tmp), "/tmp", "--bind", self.repo_dir, self.repo_dir,
+                 "--bind", str(self.home), str(self.home), "--ro-bind", self.files_dir, self.files_dir,
+                 "--chdir", cwd, "bash", "-c", command]
+        return argv
+
+    def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult:
+        cwd = cwd or self.repo_dir
+        start = time.monotonic()
+        env = _command_env(self.home)
+        if not confined:
+            env = {**os.environ, **env}
+        proc = subprocess.Popen(self._argv(command, cwd, confined), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            timed_out = True
+        code = proc.returncode if not timed_out else -signal.SIGKILL
+        return ExecResult(code, _trim(out), time.monotonic() - start, timed_out)
+
+    def _own(self, path: str) -> Path:
+        resolved = Path(path).resolve()
+        if not resolved.is_relative_to(self.root.resolve()):
+            raise ValueError(f"{path} is outside the sandbox")
+        return resolved
+
+    def write_file(self, path: str, data: bytes) -> None:
+        target = self._own(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    def read_file(self, path: str) -> bytes:
+        return self._own(path).read_bytes()
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, cache: RepoCache | None = None, scratch: Path | None = None, hide: list[Path] = ()):
+        self.cache = cache or RepoCache()
+        self.scratch = Path(scratch or settings.scratch_dir())
+        default_hidden = [self.cache.root, settings.dataset_dir(), settings.logs_dir()]
+        db = settings.db_url()
+        if db.startswith("sqlite:///"):
+            default_hidden.append(Path(db[len("sqlite:///"):]))
+        self.hidden = sorted({Path(p).resolve() for p in [*default_hidden, *hide]})
+        self.use_bwrap = shutil.which("bwrap") is not None and os.environ.get("COOPERBENCH_NO_BWRAP") != "1"
+        global _warned
+        if not self.use_bwrap and not _warned:
+            _warned = True
+            log.warning("bwrap not found: local sandboxes run agent commands without isolation "
+                        "(install bubblewrap to confine them)")
+
+    def create(self, task, *, labels: dict[str, str]) -> LocalSandbox:
+        name = "-".join(v for v in (labels.get("pair"), labels.get("agent")) if v).replace("/", "_")
+        root = self.scratch / f"{name or 'sandbox'}-{uuid.uuid4().hex[:8]}"
+        try:
+            root.mkdir(parents=True)
+            self.cache.checkout(task.repo_url, task.base_commit, root / "repo")
+        except Exception as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            if isinstance(exc, settings.UserError):
+                raise
+            raise SandboxError(f"cannot create local sandbox for {task.key}: {exc}") from exc
+        return LocalSandbox(root, self.hidden, self.use_bwrap)

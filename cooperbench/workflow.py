@@ -1,0 +1,122 @@
+"""Submitting an experiment: which pairs still need work, one Celery chord per pair, and waiting.
+
+Each coop pair is `chord([agent task per feature], evaluate task)`; a solo pair is a chord
+of one agent task. Pairs already done are left alone (unless forced), so running the same
+experiment again resumes it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from celery import chord
+
+from . import db
+from .dataset import Pair
+from .experiment import COMPARED, ExperimentSpec, agent_run_id, pair_id
+from .mailbox import Mailbox
+from .pipeline import INFRA
+from .results import records
+from .settings import UserError
+
+
+def register(spec: ExperimentSpec, database: str) -> None:
+    """Create the experiment row, or check that an existing one has the same settings."""
+    row = db.get(database, db.Experiment, spec.name)
+    if row is None:
+        db.upsert(database, db.Experiment(name=spec.name, setting=spec.setting, agent=spec.agent, model=spec.model,
+                                          backend=spec.backend, git=spec.git, messaging=spec.messaging,
+                                          dataset=spec.dataset))
+        return
+    changed = [f"{k}: {getattr(row, k)!r} -> {getattr(spec, k)!r}" for k in COMPARED if getattr(row, k) != getattr(spec, k)]
+    if changed:
+        raise UserError(f"experiment {spec.name!r} already exists with other settings ({'; '.join(changed)}); "
+                        "use another name")
+
+
+def plan(spec: ExperimentSpec, pairs: list[Pair], database: str, force: bool, mailbox_url: str | None) -> list[Pair]:
+    """The pairs that need (re)running; their old rows are cleared as needed and they are marked queued."""
+    register(spec, database)
+    existing = {r.id: r for r in db.query(database, db.PairRun, experiment=spec.name)}
+    todo = []
+    for pair in pairs:
+        pid = pair_id(spec.name, pair)
+        old = existing.get(pid)
+        if old is not None and old.status == "done" and not force:
+            continue
+        runs = [db.get(database, db.AgentRun, agent_run_id(spec.name, pair, a)) for a, _ in spec.agents(pair)]
+        finished = [r for r in runs if r is not None and r.status != INFRA]
+        if force:
+            _forget(database, spec.name, pid)
+            finished = []
+        if mailbox_url and not finished:
+            Mailbox(mailbox_url, spec.name, pair.key).reset()
+        db.upsert(database, db.PairRun(id=pid, experiment=spec.name, repo=pair.repo, task_id=pair.task_id,
+                                       features=",".join(map(str, pair.features)), setting=spec.setting,
+                                       status="queued"))
+        todo.append(pair)
+    return todo
+
+
+def _forget(database: str, experiment: str, pid: str) -> None:
+    from sqlmodel import Session, select
+
+    with Session(db.engine(database)) as session:
+        for model in (db.AgentRun, db.Evaluation, db.MessageRow):
+            for row in session.exec(select(model).where(model.pair_id == pid)).all():
+                session.delete(row)
+        session.commit()
+
+
+def signature(spec: ExperimentSpec, pair: Pair):
+    from .tasks import agent_task, evaluate_task
+
+    spec_json, pair_json = spec.to_json(), pair.to_json()
+    header = [
+        agent_task.si(spec_json, pair_json, agent_id, list(features)).set(
+            argsrepr=repr((spec.name, pair.key, agent_id)), kwargsrepr="{}")
+        for agent_id, features in spec.agents(pair)
+    ]
+    body = evaluate_task.si(spec_json, pair_json).set(argsrepr=repr((spec.name, pair.key, "evaluate")),
+                                                       kwargsrepr="{}")
+    return chord(header, body)
+
+
+def submit(spec: ExperimentSpec, pairs: list[Pair], database: str, *, force: bool = False,
+           mailbox_url: str | None = None) -> dict[Pair, object]:
+    """Enqueue every pair that needs work; returns pair -> AsyncResult of its evaluation."""
+    todo = plan(spec, pairs, database, force, mailbox_url)
+    return {pair: signature(spec, pair).apply_async() for pair in todo}
+
+
+def wait(spec: ExperimentSpec, pending: dict[Pair, object], database: str, *, timeout: float | None = None,
+         progress: Callable[[int], None] | None = None, poll: float = 0.5) -> list[dict]:
+    """Wait until every submitted pair has a result; a pair whose chord failed is recorded as an infra error."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    left = dict(pending)
+    while left:
+        for pair, result in list(left.items()):
+            if result.ready():
+                if result.failed():
+                    _record_failure(spec, pair, database, f"pair workflow failed: {result.result!r}"[:2000])
+                del left[pair]
+                if progress:
+                    progress(1)
+        if left and deadline is not None and time.monotonic() > deadline:
+            for pair in left:
+                _record_failure(spec, pair, database, "timed out waiting for the pair's tasks")
+            break
+        if left:
+            time.sleep(poll)
+    return records(database, spec.name)
+
+
+def _record_failure(spec: ExperimentSpec, pair: Pair, database: str, error: str) -> None:
+    pid = pair_id(spec.name, pair)
+    row = db.get(database, db.PairRun, pid)
+    if row is not None and row.status == "done":
+        return
+    db.upsert(database, db.PairRun(id=pid, experiment=spec.name, repo=pair.repo, task_id=pair.task_id,
+                                   features=",".join(map(str, pair.features)), setting=spec.setting,
+                                   status="error", error=error, error_kind="infra", finished_at=db.now()))

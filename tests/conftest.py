@@ -1,0 +1,169 @@
+"""Shared fixtures: a real Redis, real SQLite and PostgreSQL databases, a real Celery worker, the bundled dataset."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = ROOT / "dataset"
+PG_ADMIN = os.environ.get("COOPERBENCH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("COOPERBENCH_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_env(tmp_path_factory):
+    """Keep caches, logs and the default database of the code under test inside the test's temp dir."""
+    base = tmp_path_factory.mktemp("env")
+    saved = dict(os.environ)
+    os.environ.update({
+        "COOPERBENCH_CACHE": str(base / "cache"),
+        "COOPERBENCH_LOGS": str(base / "logs"),
+        "COOPERBENCH_DB_URL": f"sqlite:///{base / 'default.db'}",
+        "COOPERBENCH_GOLD_WAIT": "15",
+    })
+    os.environ.pop("COOPERBENCH_BROKER_URL", None)
+    yield base
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A Redis database of its own on the machine's server, emptied before use."""
+    for db in range(15, 7, -1):
+        url = f"{REDIS_BASE}/{db}"
+        client = redis.Redis.from_url(url)
+        try:
+            if client.set("cooperbench-test-lock", "1", nx=True, ex=3600):
+                client.flushdb()
+                client.set("cooperbench-test-lock", "1", ex=3600)
+                yield url
+                client.flushdb()
+                return
+        except redis.ConnectionError:
+            pytest.fail(f"no Redis at {REDIS_BASE}; start redis-server or set COOPERBENCH_TEST_REDIS")
+    pytest.fail("no free Redis database for the tests")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database, dropped at the end of the session."""
+    from sqlalchemy import create_engine, text
+
+    name = f"cooperbench_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    yield url
+    from cooperbench import db
+
+    eng = db._engines.pop(url, None)
+    if eng is not None:
+        eng.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'results.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def dataset_dir():
+    assert DATASET.is_dir(), "the bundled dataset is missing"
+    return DATASET
+
+
+class Worker:
+    """A real `celery -A cooperbench worker` process."""
+
+    def __init__(self, broker: str, database: str, logfile: Path, concurrency: int = 4, extra_env=None):
+        env = {**os.environ, "COOPERBENCH_BROKER_URL": broker, "COOPERBENCH_DB_URL": database, **(extra_env or {})}
+        self.log = logfile
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "cooperbench", "worker", "-c", str(concurrency),
+             "--loglevel", "INFO", "-n", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle",
+             "--without-gossip"],
+            cwd=ROOT, env=env, stdout=open(logfile, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while "ready." not in logfile.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("worker did not start:\n" + logfile.read_text()[-3000:])
+            time.sleep(0.2)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def farm(redis_url, tmp_path_factory):
+    """A broker (real Redis), a results database (SQLite) and a real worker process."""
+    base = tmp_path_factory.mktemp("farm")
+    database = f"sqlite:///{base / 'farm.db'}"
+    worker = Worker(redis_url, database, base / "worker.log")
+    yield {"broker": redis_url, "db": database, "logs": str(base / "logs"), "worker": worker}
+    worker.stop()
+
+
+@pytest.fixture
+def dataset_copy(dataset_dir, tmp_path):
+    """A private copy of the bundled dataset that a test may break."""
+    dest = tmp_path / "dataset"
+    shutil.copytree(dataset_dir, dest)
+    return dest
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600):
+    """Run the installed `cooperbench` command as a user would."""
+    return subprocess.run([sys.executable, "-m", "cooperbench.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd or ROOT, timeout=timeout)
+
+
+def sh_git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """A bare upstream with a base commit, a later commit holding a 'solution', a tag and a side branch."""
+    work = tmp_path / "work"
+    work.mkdir()
+    sh_git(work, "init", "-q", "-b", "main")
+    sh_git(work, "config", "user.email", "u@u")
+    sh_git(work, "config", "user.name", "u")
+    (work / "lib.py").write_text("def f():\n    return 1\n")
+    sh_git(work, "add", "-A")
+    sh_git(work, "commit", "-qm", "first")
+    (work / "lib.py").write_text("def f():\n    return 2\n")
+    sh_git(work, "commit", "-qam", "base")
+    base = sh_git(work, "rev-parse", "HEAD")
+    (work / "solution.py").write_text("SECRET = 'the answer'\n")
+    sh_git(work, "add", "-A")
+    sh_git(work, "commit", "-qm", "future solution")
+    sh_git(work, "tag", "v2")
+    sh_git(work, "branch", "side")
+    future = sh_git(work, "rev-parse", "HEAD")
+    bare = tmp_path / "upstream.git"
+    sh_git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
+    return bare, base, future
