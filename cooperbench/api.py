@@ -54,22 +54,13 @@ def _env(**values: str):
                 os.environ[k] = v
 
 
-def check_broker(app, url: str) -> None:
+def check_broker(url: str) -> None:
     import redis
 
     try:
         redis.Redis.from_url(url, socket_connect_timeout=5).ping()
     except (redis.RedisError, ValueError) as exc:
         raise UserError(f"cannot reach the broker at {url}: {str(exc).splitlines()[0]}") from None
-
-
-def use_broker(app, url: str) -> None:
-    from .embedded import _reset_connections
-
-    app.conf.broker_url = url
-    app.conf.result_backend = url
-    app.conf.cooperbench_mailbox_url = url
-    _reset_connections(app)
 
 
 def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=None, setting="coop",
@@ -83,7 +74,7 @@ def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=
     workers and (if `wait`) follows progress. Pairs already done are not run again unless `force`.
     """
     from . import workflow
-    from .celery_app import app
+    from .celery_app import create_app
 
     ds, pairs = select_pairs(dataset, repo, task, features, subset)
     spec = make_spec(name, ds, setting=setting, agent=agent, model=model, backend=backend, git=git,
@@ -92,31 +83,37 @@ def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=
     db.engine(database)
     url = settings.broker_url(broker)
 
-    def go(mailbox_url: str) -> list[dict]:
-        pending = workflow.submit(spec, pairs, database, force=force, mailbox_url=mailbox_url)
-        if progress:
-            progress(len(pairs) - len(pending), len(pairs))
-        if not wait:
-            return records(database, spec.name)
+    def go(app) -> list[dict]:
+        pending = workflow.submit(app, spec, pairs, database, force=force, mailbox_url=app.conf.broker_url)
         done = [len(pairs) - len(pending)]
+        if progress:
+            progress(done[0], len(pairs))
 
         def step(n: int) -> None:
             done[0] += n
             if progress:
                 progress(done[0], len(pairs))
 
-        return workflow.wait(spec, pending, database, timeout=timeout, progress=step)
+        try:
+            if not wait:
+                return records(database, spec.name)
+            return workflow.wait(spec, pending, database, timeout=timeout, progress=step)
+        finally:
+            workflow.release(app)
 
     if url is not None:
-        check_broker(app, url)
-        use_broker(app, url)
-        return go(url)
+        check_broker(url)
+        app = create_app(url)
+        try:
+            return go(app)
+        finally:
+            app.close()
 
     from .embedded import farm
 
     workers = concurrency or max(2, os.cpu_count() or 2)
-    with _env(COOPERBENCH_DB_URL=database), farm(app, workers) as private:
-        return go(private)
+    with _env(COOPERBENCH_DB_URL=database), farm(workers) as app:
+        return go(app)
 
 
 def evaluate(name: str, *, db_url=None, logs=None, dataset=None, concurrency=None) -> list[dict]:

@@ -1,4 +1,10 @@
-"""The one Celery app of the farm, configured from `celeryconfig.py` (itself environment-driven)."""
+"""The farm's Celery app: settings from `celeryconfig.py` (itself environment-driven) and the tasks.
+
+`app` is what `celery -A cooperbench worker|flower` uses. `create_app(broker)` builds
+another app with the same settings and tasks on another broker: the submitting side
+uses one per broker URL, and the embedded farm one for its private Redis, so nothing
+ever rewires a live app's connections.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from pathlib import Path
 from celery import Celery
 
 
-def _load_config() -> dict:
+def load_config() -> dict:
+    """The settings of `celeryconfig.py`: the one on sys.path, in the working folder, or the repository's."""
     try:
         module = importlib.import_module("celeryconfig")
     except ImportError:
@@ -23,5 +30,16 @@ def _load_config() -> dict:
             and not callable(v) and k != "os"}
 
 
-app = Celery("cooperbench", include=["cooperbench.tasks"])
-app.conf.update(_load_config())
+def create_app(broker: str | None = None) -> Celery:
+    """A Celery app with the farm's settings and tasks; `broker` (a Redis URL) replaces the configured one."""
+    from .tasks import register
+
+    app = Celery("cooperbench")
+    app.conf.update(load_config())
+    if broker:
+        app.conf.update(broker_url=broker, result_backend=broker)
+    register(app)
+    return app
+
+
+app = create_app()

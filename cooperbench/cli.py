@@ -100,22 +100,36 @@ def _print_records(recs: list[dict], as_json: bool) -> None:
 @friendly
 def run(name, concurrency, timeout, as_json, **options):
     """Run an experiment and wait for its results (embedded farm unless a broker is configured)."""
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=total, label=f"{name}", file=sys.stderr)
-            bar.__enter__()
-        bar.update(done - bar.pos)
-
-    try:
+    with Progress(name) as progress:
         recs = api.run(name, features=_features(options.pop("features")), concurrency=concurrency,
                        timeout=timeout, progress=progress, **options)
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
     _print_records(recs, as_json)
+
+
+class Progress:
+    """A progress bar on a terminal; elsewhere (logs, CI) a line at every tenth of the way."""
+
+    def __init__(self, label: str):
+        self.label, self.bar, self.shown = label, None, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            if self.bar is None:
+                self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+                self.bar.__enter__()
+            self.bar.update(done - self.bar.pos)
+            return
+        tenth = 10 * done // max(total, 1)
+        if tenth != self.shown:
+            self.shown = tenth
+            click.echo(f"{self.label}: {done}/{total} pair(s) finished", err=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 @main.command()

@@ -80,7 +80,15 @@ def private_redis():
 
 @contextmanager
 def worker(app, concurrency: int):
-    """Run a Celery worker with a thread pool inside this process."""
+    """Run a Celery worker with a thread pool inside this process.
+
+    The thread pool runs tasks on Celery's default app, so `app` is made the default
+    for as long as the worker lives.
+    """
+    from celery import _state
+
+    saved_default = _state.default_app
+    app.set_default()
     controller = app.WorkController(pool_cls="threads", concurrency=concurrency, loglevel="WARNING",
                                     without_heartbeat=True, without_mingle=True, without_gossip=True,
                                     hostname=f"embedded-{os.getpid()}@{socket.gethostname()}")
@@ -91,31 +99,18 @@ def worker(app, concurrency: int):
     finally:
         controller.stop(in_sighandler=False)
         thread.join(timeout=30)
+        _state.set_default_app(saved_default)
 
 
 @contextmanager
-def farm(app, concurrency: int):
-    """Point `app` at a private Redis and run an in-process worker on it."""
-    saved = {k: app.conf.get(k) for k in ("broker_url", "result_backend")}
+def farm(concurrency: int):
+    """A private Redis and an in-process worker on it; yields the Celery app that talks to them."""
+    from .celery_app import create_app
+
     with private_redis() as url:
-        app.conf.broker_url = url
-        app.conf.result_backend = url
-        app.conf.cooperbench_mailbox_url = url
-        _reset_connections(app)
+        app = create_app(url)
         try:
             with worker(app, concurrency):
-                yield url
+                yield app
         finally:
-            for k, v in saved.items():
-                app.conf[k] = v
-            app.conf.cooperbench_mailbox_url = None
-            _reset_connections(app)
-
-
-def _reset_connections(app) -> None:
-    """Forget cached broker and backend connections so a changed URL takes effect."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
-    app.__dict__.pop("amqp", None)
-    app._backend = None
+            app.close()

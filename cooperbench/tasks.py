@@ -1,26 +1,33 @@
-"""Celery tasks: thin wrappers that run one step of a pair on a worker.
+"""The farm's two Celery tasks: run one agent of a pair, and evaluate the pair.
 
-Task names and the `argsrepr` set at submit time say which experiment, pair and agent a
-task is, so Flower shows it. The mailbox lives on the broker's Redis.
+They are thin: the work is in `pipeline`. Task names and the `argsrepr` set at submit
+time say which experiment, pair and agent a task is, so Flower shows it. The teammates'
+mailbox lives on the broker's Redis (or `cooperbench_mailbox_url` if set).
 """
 
 from __future__ import annotations
 
-from .celery_app import app
 from .dataset import Pair
 from .experiment import ExperimentSpec
 from .pipeline import evaluate_pair, run_agent
 
+AGENT_TASK = "cooperbench.agent"
+EVALUATE_TASK = "cooperbench.evaluate"
 
-def mailbox_url() -> str:
+
+def mailbox_url(app) -> str:
     return app.conf.get("cooperbench_mailbox_url") or app.conf.broker_url
 
 
-@app.task(name="cooperbench.agent")
-def agent_task(spec: dict, pair: dict, agent_id: str, features: list[int]) -> dict:
-    return run_agent(ExperimentSpec.from_json(spec), Pair.from_json(pair), agent_id, tuple(features), mailbox_url())
+def agent_task(self, spec: dict, pair: dict, agent_id: str, features: list[int]) -> dict:
+    return run_agent(ExperimentSpec.from_json(spec), Pair.from_json(pair), agent_id, tuple(features),
+                     mailbox_url(self.app))
 
 
-@app.task(name="cooperbench.evaluate")
-def evaluate_task(spec: dict, pair: dict) -> dict:
-    return evaluate_pair(ExperimentSpec.from_json(spec), Pair.from_json(pair), mailbox_url())
+def evaluate_task(self, spec: dict, pair: dict) -> dict:
+    return evaluate_pair(ExperimentSpec.from_json(spec), Pair.from_json(pair), mailbox_url(self.app))
+
+
+def register(app) -> None:
+    app.task(name=AGENT_TASK, bind=True)(agent_task)
+    app.task(name=EVALUATE_TASK, bind=True)(evaluate_task)

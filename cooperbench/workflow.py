@@ -69,25 +69,26 @@ def _forget(database: str, experiment: str, pid: str) -> None:
         session.commit()
 
 
-def signature(spec: ExperimentSpec, pair: Pair):
-    from .tasks import agent_task, evaluate_task
+def signature(app, spec: ExperimentSpec, pair: Pair):
+    """The pair's chord: one agent task per agent, then the evaluation; named for Flower."""
+    from .tasks import AGENT_TASK, EVALUATE_TASK
 
     spec_json, pair_json = spec.to_json(), pair.to_json()
     header = [
-        agent_task.si(spec_json, pair_json, agent_id, list(features)).set(
+        app.signature(AGENT_TASK, args=(spec_json, pair_json, agent_id, list(features)), immutable=True).set(
             argsrepr=repr((spec.name, pair.key, agent_id)), kwargsrepr="{}")
         for agent_id, features in spec.agents(pair)
     ]
-    body = evaluate_task.si(spec_json, pair_json).set(argsrepr=repr((spec.name, pair.key, "evaluate")),
-                                                       kwargsrepr="{}")
-    return chord(header, body)
+    body = app.signature(EVALUATE_TASK, args=(spec_json, pair_json), immutable=True).set(
+        argsrepr=repr((spec.name, pair.key, "evaluate")), kwargsrepr="{}")
+    return chord(header, body, app=app)
 
 
-def submit(spec: ExperimentSpec, pairs: list[Pair], database: str, *, force: bool = False,
+def submit(app, spec: ExperimentSpec, pairs: list[Pair], database: str, *, force: bool = False,
            mailbox_url: str | None = None) -> dict[Pair, object]:
     """Enqueue every pair that needs work; returns pair -> AsyncResult of its evaluation."""
     todo = plan(spec, pairs, database, force, mailbox_url)
-    return {pair: signature(spec, pair).apply_async() for pair in todo}
+    return {pair: signature(app, spec, pair).apply_async() for pair in todo}
 
 
 def wait(spec: ExperimentSpec, pending: dict[Pair, object], database: str, *, timeout: float | None = None,
@@ -110,6 +111,23 @@ def wait(spec: ExperimentSpec, pending: dict[Pair, object], database: str, *, ti
         if left:
             time.sleep(poll)
     return records(database, spec.name)
+
+
+def release(app) -> None:
+    """Stop listening for the results this process sent, while the broker is still there.
+
+    Celery's Redis backend subscribes to every task it sends and unsubscribes when the
+    AsyncResult is garbage-collected: at interpreter exit, or after an embedded broker
+    is gone, that prints errors. The outcomes themselves are in the database.
+    """
+    backend = app.backend
+    for mapping in getattr(backend, "_pending_results", ()):
+        for waiters in list(mapping.values()):
+            for result in list(waiters.values()):
+                try:
+                    backend.remove_pending_result(result)
+                except Exception:  # noqa: BLE001 - best effort, see above
+                    pass
 
 
 def _record_failure(spec: ExperimentSpec, pair: Pair, database: str, error: str) -> None:

@@ -1,0 +1,108 @@
+"""End to end through a real Celery worker process and a real Redis, on the bundled dataset."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cooperbench import api, db
+from cooperbench.checks import conflicts
+from cooperbench.dataset import Dataset
+
+
+def run_exp(farm, name, **kw):
+    return api.run(name, broker=farm["broker"], db_url=farm["db"], logs=farm["logs"], timeout=900, **kw)
+
+
+def _key(r):
+    return (r["repo"], r["task_id"], tuple(r["features"]))
+
+
+@pytest.fixture(scope="module")
+def conflict_report(dataset_dir):
+    ds = Dataset(dataset_dir)
+    return {_key(c): c["status"] for c in conflicts(ds, ds.pairs())}
+
+
+def test_bundled_dataset_has_both_kinds_of_pairs(conflict_report):
+    statuses = list(conflict_report.values())
+    assert len(statuses) >= 12
+    assert statuses.count("clean") >= 3 and statuses.count("conflicts") >= 3 and "error" not in statuses
+
+
+def test_gold_solo_passes_every_pair(farm, dataset_dir):
+    recs = run_exp(farm, "gold-solo", setting="solo", agent="gold")
+    assert len(recs) == len(Dataset(dataset_dir).pairs())
+    failing = [(_key(r), r["error"]) for r in recs if not r["both_passed"]]
+    assert failing == []
+    assert all(r["setting"] == "solo" and r["status"] == "done" and r["error_kind"] is None for r in recs)
+
+
+def test_gold_coop_matches_the_conflict_report(farm, conflict_report):
+    recs = run_exp(farm, "gold-coop", setting="coop", agent="gold")
+    assert {_key(r) for r in recs} == set(conflict_report)
+    for r in recs:
+        assert r["patch_status"] == {"agent1": "applied", "agent2": "applied"}, r
+        assert set(r["feature_passed"]) == {str(n) for n in r["features"]}
+        if conflict_report[_key(r)] == "clean":
+            assert (r["merge_status"], r["merge_strategy"]) == ("clean", "naive"), r
+            assert r["both_passed"] and r["clean_success"], r
+        else:
+            assert (r["merge_status"], r["merge_strategy"]) == ("conflicts", "union"), r
+            assert not r["clean_success"]
+            assert r["both_passed"] == all(r["feature_passed"].values())  # the union merge's own outcome
+
+
+def test_gold_coop_teammates_exchanged_messages(farm):
+    runs = db.query(farm["db"], db.AgentRun, experiment="gold-coop")
+    assert runs and all(r.messages_sent == 1 and r.messages_received == 1 for r in runs)
+    messages = db.query(farm["db"], db.MessageRow, experiment="gold-coop")
+    by_pair = {}
+    for m in messages:
+        by_pair.setdefault(m.pair_id, []).append(m)
+    assert len(by_pair) == len({r.pair_id for r in runs})
+    for pair_messages in by_pair.values():
+        assert sorted((m.sender, m.recipient) for m in pair_messages) == [("agent1", "agent2"), ("agent2", "agent1")]
+        assert sorted(m.seq for m in pair_messages) == [1, 2]
+    # and the artifacts are where the documented layout says
+    pair_dir = Path(farm["logs"]) / "gold-coop" / runs[0].pair_id.split("|")[1]
+    assert {"agent1.patch", "agent2.patch", "agent1.trajectory.json", "messages.json", "result.json"} <= \
+        {p.name for p in pair_dir.iterdir()}
+    assert len(json.loads((pair_dir / "messages.json").read_text())) == 2
+    assert sorted(p.name for p in (pair_dir / "eval").iterdir()) == sorted(
+        f"feature{n}.log" for n in json.loads((pair_dir / "result.json").read_text())["features"])
+
+
+def test_nop_passes_nothing(farm):
+    recs = run_exp(farm, "nop-coop", agent="nop")
+    assert recs and not any(r["both_passed"] or r["clean_success"] for r in recs)
+    assert all(not any(r["feature_passed"].values()) for r in recs)
+    assert all(r["patch_status"] == {"agent1": "skipped", "agent2": "skipped"} for r in recs)
+
+
+def test_running_again_does_no_work_and_force_redoes(farm, dataset_dir):
+    task = Dataset(dataset_dir).tasks[0]
+    progress = []
+    run_exp(farm, "resume", agent="gold", repo=task.repo, task=task.task_id)
+    before = {r.id: r.finished_at for r in db.query(farm["db"], db.AgentRun, experiment="resume")}
+    pairs_before = {r.id: r.finished_at for r in db.query(farm["db"], db.PairRun, experiment="resume")}
+    assert before and pairs_before
+
+    recs = run_exp(farm, "resume", agent="gold", repo=task.repo, task=task.task_id,
+                   progress=lambda done, total: progress.append((done, total)))
+    assert progress[0][0] == progress[0][1] == len(recs)  # nothing was submitted
+    assert {r.id: r.finished_at for r in db.query(farm["db"], db.AgentRun, experiment="resume")} == before
+    assert {r.id: r.finished_at for r in db.query(farm["db"], db.PairRun, experiment="resume")} == pairs_before
+
+    run_exp(farm, "resume", agent="gold", repo=task.repo, task=task.task_id, features=(1, 2), force=True)
+    after = {r.id: r.finished_at for r in db.query(farm["db"], db.AgentRun, experiment="resume")}
+    changed = [k for k in before if after[k] != before[k]]
+    assert sorted(k.rsplit("|", 1)[1] for k in changed) == ["agent1", "agent2"]
+    assert all("f1-f2" in k for k in changed)
+
+
+def test_changed_settings_under_the_same_name_are_refused(farm):
+    from cooperbench.settings import UserError
+
+    with pytest.raises(UserError, match="already exists with other settings"):
+        run_exp(farm, "nop-coop", agent="gold")
