@@ -106,3 +106,73 @@ def test_changed_settings_under_the_same_name_are_refused(farm):
 
     with pytest.raises(UserError, match="already exists with other settings"):
         run_exp(farm, "nop-coop", agent="gold")
+
+
+def test_flower_shows_which_experiment_pair_and_agent_each_task_is(farm, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from .conftest import ROOT
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "COOPERBENCH_BROKER_URL": farm["broker"], "FLOWER_UNAUTHENTICATED_API": "true"}
+    flower = subprocess.Popen([sys.executable, "-m", "celery", "-A", "cooperbench", "flower", f"--port={port}",
+                               "--address=127.0.0.1"], cwd=ROOT, env=env, stdout=open(tmp_path / "flower.log", "w"),
+                              stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/api/tasks"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(1)  # let flower's event consumer attach before the tasks run
+        run_exp(farm, "flower-shown", agent="nop", repo="memkv_task", features=(1, 3))
+        shown = set()
+        for _ in range(50):
+            tasks = json.loads(urllib.request.urlopen(url, timeout=5).read())
+            shown = {(t["name"], t.get("args")) for t in tasks.values()}
+            if len(shown) >= 3:
+                break
+            time.sleep(0.2)
+        assert ("cooperbench.agent", "('flower-shown', 'memkv_task/task2/f1-f3', 'agent1')") in shown, shown
+        assert ("cooperbench.agent", "('flower-shown', 'memkv_task/task2/f1-f3', 'agent2')") in shown
+        assert ("cooperbench.evaluate", "('flower-shown', 'memkv_task/task2/f1-f3', 'evaluate')") in shown
+    finally:
+        flower.terminate()
+        flower.wait(timeout=30)
+
+
+def test_a_task_delivered_twice_changes_nothing(farm):
+    """Late acknowledgement may deliver a finished task again: it must not rerun or add rows."""
+    from cooperbench.experiment import ExperimentSpec
+    from cooperbench.pipeline import evaluate_pair, run_agent
+
+    exp = db.get(farm["db"], db.Experiment, "gold-coop")
+    pair_row = db.query(farm["db"], db.PairRun, experiment="gold-coop")[0]
+    from cooperbench.dataset import Pair
+
+    pair = Pair(pair_row.repo, pair_row.task_id, tuple(int(f) for f in pair_row.features.split(",")))
+    spec = ExperimentSpec(name="gold-coop", setting=exp.setting, agent=exp.agent, dataset=exp.dataset,
+                          logs=farm["logs"])
+
+    def snapshot():
+        return {model.__name__: sorted((r.id, getattr(r, "finished_at", None))
+                                       for r in db.query(farm["db"], model, experiment="gold-coop"))
+                for model in (db.AgentRun, db.PairRun, db.Evaluation, db.MessageRow)}
+
+    before = snapshot()
+    assert run_agent(spec, pair, "agent1", pair.features[:1], farm["broker"], farm["db"])["status"] == "Submitted"
+    assert snapshot() == before  # the agent did not run again
+    first = evaluate_pair(spec, pair, farm["broker"], farm["db"])
+    again = evaluate_pair(spec, pair, farm["broker"], farm["db"])
+    assert first == again
+    after = snapshot()
+    assert {k: [i for i, _ in v] for k, v in after.items()} == {k: [i for i, _ in v] for k, v in before.items()}

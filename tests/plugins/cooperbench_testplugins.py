@@ -1,0 +1,32 @@
+"""A stand-in third-party package: an agent and a sandbox backend, found only through entry points.
+
+Its `*.dist-info` folder beside it declares them, so putting this folder on PYTHONPATH
+installs it as far as `importlib.metadata` is concerned: exactly how another package
+would add an agent or a backend.
+"""
+
+from cooperbench.agents import AgentContext, AgentResult
+from cooperbench.sandbox import SandboxError
+from cooperbench.sandbox.local import LocalBackend
+
+
+class TouchAgent:
+    """Writes one file naming its features: an agent from outside the project."""
+
+    name = "touch"
+
+    def run(self, ctx: AgentContext) -> AgentResult:
+        names = "-".join(str(f.number) for f in ctx.features)
+        result = ctx.sandbox.exec(f"echo {ctx.agent_id} > touched-{names}.txt", timeout=30)
+        return AgentResult("Submitted" if result.exit_code == 0 else "Error", steps=1)
+
+
+class BrokenBackend(LocalBackend):
+    """A backend whose agent sandboxes never start (evaluation sandboxes do): an infrastructure failure."""
+
+    name = "broken"
+
+    def create(self, task, *, labels):
+        if labels.get("role") != "eval":
+            raise SandboxError("the container engine is gone")
+        return super().create(task, labels=labels)
