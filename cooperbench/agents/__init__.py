@@ -55,6 +55,7 @@ class Agent(Protocol):
 BUILTIN = {
     "gold": "cooperbench.agents.gold:GoldAgent",
     "nop": "cooperbench.agents.nop:NopAgent",
+    "mini_swe_agent": "cooperbench.agents.mini_swe_agent:MiniSweAgent",
 }
 
 
