@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import db, settings
-from .agents import check_agent
+from .agents import DEFAULT_AGENT, check_agent, default_model
 from .dataset import Dataset, Pair
 from .experiment import ExperimentSpec
 from .pipeline import evaluate_pair
@@ -26,9 +26,13 @@ def select_pairs(dataset=None, repo=None, task=None, features=None, subset=None)
     return ds, pairs
 
 
-def make_spec(name: str, ds: Dataset, *, setting="coop", agent="gold", model=None, backend="local", git=False,
-              messaging=True, logs=None, agent_config=None, test_timeout=1800.0) -> ExperimentSpec:
+def make_spec(name: str, ds: Dataset, *, setting="coop", agent=DEFAULT_AGENT, model=None, backend="local",
+              git=False, messaging=True, logs=None, agent_config=None, test_timeout=1800.0,
+              max_cost=None) -> ExperimentSpec:
     check_agent(agent)
+    if max_cost is not None and max_cost < 0:
+        raise UserError(f"--max-cost must be at least 0 (got {max_cost:g})")
+    model = model or default_model(agent)
     if backend not in sandbox_backends():
         raise UserError(f"unknown sandbox backend {backend!r} (known: {', '.join(sorted(sandbox_backends()))})")
     if agent_config is not None and not Path(agent_config).is_file():
@@ -36,7 +40,7 @@ def make_spec(name: str, ds: Dataset, *, setting="coop", agent="gold", model=Non
     return ExperimentSpec(name=name, setting=setting, agent=agent, model=model, backend=backend, git=git,
                           messaging=messaging, dataset=str(ds.root), logs=str(settings.logs_dir(logs)),
                           agent_config=str(Path(agent_config).resolve()) if agent_config else None,
-                          test_timeout=test_timeout)
+                          test_timeout=test_timeout, max_cost=max_cost)
 
 
 @contextmanager
@@ -64,8 +68,8 @@ def check_broker(url: str) -> None:
 
 
 def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=None, setting="coop",
-        agent="gold", model=None, backend="local", git=False, messaging=True, force=False, broker=None, db_url=None,
-        logs=None, agent_config=None, concurrency=None, timeout=None, wait=True,
+        agent=DEFAULT_AGENT, model=None, backend="local", git=False, messaging=True, force=False, broker=None,
+        db_url=None, logs=None, agent_config=None, max_cost=None, concurrency=None, timeout=None, wait=True,
         progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Run an experiment and return one record per pair.
 
@@ -78,7 +82,7 @@ def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=
 
     ds, pairs = select_pairs(dataset, repo, task, features, subset)
     spec = make_spec(name, ds, setting=setting, agent=agent, model=model, backend=backend, git=git,
-                     messaging=messaging, logs=logs, agent_config=agent_config)
+                     messaging=messaging, logs=logs, agent_config=agent_config, max_cost=max_cost)
     database = settings.db_url(db_url)
     db.engine(database)
     url = settings.broker_url(broker)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from celery import Celery
 
+from .settings import load_dotenv
+
 
 def load_config() -> dict:
     """The settings of `celeryconfig.py`: the one on sys.path, in the working folder, or the repository's."""
@@ -42,4 +44,5 @@ def create_app(broker: str | None = None) -> Celery:
     return app
 
 
+load_dotenv()  # a worker's API keys may live in the working folder's .env
 app = create_app()

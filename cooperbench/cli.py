@@ -42,8 +42,13 @@ def experiment_options(f):
     for opt in reversed([
         click.option("-n", "--name", required=True, help="Experiment name (results accumulate under it)."),
         click.option("--setting", type=click.Choice(["coop", "solo"]), default="coop", show_default=True),
-        click.option("-a", "--agent", default="gold", show_default=True, help="Agent name (see the agent registry)."),
-        click.option("-m", "--model", default=None, help="Model for LLM agents (a litellm model string)."),
+        click.option("-a", "--agent", default="mini_swe_agent", show_default=True,
+                     help="Agent name: mini_swe_agent, gold, nop, or one registered by another package."),
+        click.option("-m", "--model", default=None,
+                     help="Model for LLM agents, any litellm model string (mini_swe_agent's default: "
+                          "gemini/gemini-3-flash-preview)."),
+        click.option("--max-cost", type=float, default=None,
+                     help="Cost cap in USD for the whole experiment: no new agent starts once it is spent."),
         click.option("--backend", default="local", show_default=True, help="Sandbox backend."),
         click.option("--git/--no-git", default=False, help="Give each pair a shared git remote."),
         click.option("--messaging/--no-messaging", default=True, help="Let teammates message each other."),
@@ -84,6 +89,7 @@ def main(verbose: bool) -> None:
     """CooperBench farm: can coding agents work together as teammates?"""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    settings.load_dotenv()  # API keys for the embedded farm's agents
 
 
 def _print_records(recs: list[dict], as_json: bool) -> None:

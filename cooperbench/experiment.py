@@ -28,6 +28,7 @@ class ExperimentSpec:
     logs: str = "logs"
     agent_config: str | None = None
     test_timeout: float = 1800.0
+    max_cost: float | None = None  # USD for the whole experiment; no new agent starts once it is spent
 
     def __post_init__(self):
         if self.setting not in SETTINGS:

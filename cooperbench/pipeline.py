@@ -14,18 +14,26 @@ import time
 import traceback
 from pathlib import Path
 
-from . import artifacts, capture, db
+from . import artifacts, capture, db, teamremote
 from .agents import AgentContext, AgentResult, get_agent
 from .dataset import Dataset, Pair
 from .evaluation import EvalOutcome, evaluate, write_logs
 from .experiment import ExperimentSpec, agent_run_id, pair_id
 from .mailbox import Mailbox
+from .repocache import RepoCache
 from .results import record
 from .sandbox import SandboxError, get_backend
 from .settings import UserError, db_url
 
 log = logging.getLogger(__name__)
 INFRA = "InfraError"
+SKIPPED = "Skipped"  # not started: the experiment's cost cap was reached
+NOT_FINAL = (INFRA, SKIPPED)  # agent runs that a later run of the experiment does again
+
+
+def spent(database: str, experiment: str) -> float:
+    """The known cost in USD of every agent run of the experiment so far."""
+    return sum((r.usage or {}).get("cost_usd") or 0.0 for r in db.query(database, db.AgentRun, experiment=experiment))
 
 
 def backend_for(spec: ExperimentSpec):
@@ -43,7 +51,7 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
     database = db_url(database)
     row_id = agent_run_id(spec.name, pair, agent_id)
     done = db.get(database, db.AgentRun, row_id)
-    if done is not None and done.status != INFRA:
+    if done is not None and done.status not in NOT_FINAL:
         return _summary(done)  # already ran to its own end: never pay for it twice
 
     started, t0 = db.now(), time.monotonic()
@@ -53,19 +61,28 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
                       status=INFRA, started_at=started)
     result: AgentResult | None = None
     sandbox = None
+    if spec.max_cost is not None and (cost := spent(database, spec.name)) >= spec.max_cost:
+        row.status, row.finished_at = SKIPPED, db.now()
+        row.error = f"not started: the experiment's cost cap (${spec.max_cost:g}) is reached (${cost:.4f} spent)"
+        db.upsert(database, row)
+        return _summary(row)
     try:
         task = Dataset(Path(spec.dataset)).task(pair.repo, pair.task_id)
         feats = [task.feature(n) for n in features]
         agent = get_agent(spec.agent)
+        team = spec.git and spec.setting == "coop"
+        remote = teamremote.ensure(spec.name, pair.key, RepoCache().base(task.repo_url, task.base_commit)) \
+            if team else None
         sandbox = backend_for(spec).create(
-            task, labels={"experiment": spec.name, "pair": pair.key, "agent": agent_id})
+            task, labels={"experiment": spec.name, "pair": pair.key, "agent": agent_id},
+            **({"team_remote": str(remote)} if remote else {}))
         capture.prepare(sandbox)
         mailbox = None
         teammates = [a for a, _ in spec.agents(pair) if a != agent_id]
         if spec.setting == "coop" and spec.messaging and mailbox_url:
             mailbox = Mailbox(mailbox_url, spec.name, pair.key).for_agent(agent_id)
         ctx = AgentContext(spec.name, pair.key, agent_id, teammates, task, feats, sandbox, mailbox,
-                           spec.model, spec.agent_config)
+                           spec.model, spec.agent_config, teamremote.REMOTE_NAME if team else None)
         try:
             result = agent.run(ctx)
         except SandboxError:
@@ -102,11 +119,14 @@ def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, dat
     folder = artifacts.pair_dir(Path(spec.logs), spec.name, pair.key)
     agents = spec.agents(pair)
     runs = {a: db.get(database, db.AgentRun, agent_run_id(spec.name, pair, a)) for a, _ in agents}
-    patches = {a: (r.patch if r is not None and r.status != INFRA else None) for a, r in runs.items()}
+    patches = {a: (r.patch if r is not None and r.status not in NOT_FINAL else None) for a, r in runs.items()}
+    skipped = [f"{a}: {r.error}" for a, r in runs.items() if r is not None and r.status == SKIPPED]
     bad_input = [f"{a}: {r.error}" for a, r in runs.items() if r is not None and (r.error or "").startswith("bad input")]
 
     rows: list = []
-    if bad_input:
+    if skipped:
+        outcome = EvalOutcome("missing_input", None, {}, [], "; ".join(skipped), "budget")
+    elif bad_input:
         outcome = EvalOutcome("error", None, {}, [], "; ".join(bad_input), "input")
     else:
         try:
@@ -139,7 +159,7 @@ def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, dat
     pair_row = db.PairRun(
         id=pid, experiment=spec.name, repo=pair.repo, task_id=pair.task_id,
         features=",".join(map(str, pair.features)), setting=spec.setting,
-        status="error" if outcome.error_kind == "infra" else "done",
+        status={"infra": "error", "budget": "skipped"}.get(outcome.error_kind, "done"),
         merge_status=outcome.merge_status, merge_strategy=outcome.merge_strategy, patch_status=outcome.patch_status,
         both_passed=outcome.both_passed, clean_success=outcome.clean_success,
         error=outcome.error, error_kind=outcome.error_kind, finished_at=db.now())

@@ -43,6 +43,7 @@ def totals(recs: list[dict]) -> dict:
         "pairs": len(recs),
         "finished": len(finished),
         "infra_errors": len(infra),
+        "not_started": sum(r["status"] == "skipped" for r in recs),
         "both_passed": sum(r["both_passed"] for r in scored),
         "clean_success": sum(r["clean_success"] for r in scored),
         "conflicts": sum(r["merge_status"] == "conflicts" for r in scored),
@@ -65,4 +66,6 @@ def table(recs: list[dict]) -> str:
     lines.append(f"pairs: {t['pairs']}  finished: {t['finished']}  both passed: {rate(t['both_passed'])}  "
                  f"clean success: {rate(t['clean_success'])}  conflicts: {t['conflicts']}  "
                  f"infrastructure errors: {t['infra_errors']}")
+    if t["not_started"]:
+        lines.append(f"cost cap reached: {t['not_started']} pair(s) not started (raise --max-cost and run again)")
     return "\n".join(lines)

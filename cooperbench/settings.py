@@ -38,3 +38,27 @@ def broker_url(value: str | None = None) -> str | None:
 def scratch_dir() -> Path:
     """Where sandboxes keep their working copies (fast local disk)."""
     return Path(os.environ.get("COOPERBENCH_SCRATCH") or cache_dir() / "sandboxes")
+
+
+def load_dotenv(path: str | os.PathLike = ".env") -> list[str]:
+    """Read `KEY=VALUE` lines (API keys) from a `.env` file into the environment; returns the names set.
+
+    Variables already in the environment win. Lines may start with `export`; values may
+    be quoted; `#` starts a comment line. The values are never logged or stored.
+    """
+    file = Path(os.environ.get("COOPERBENCH_DOTENV") or path)
+    if not file.is_file():
+        return []
+    added = []
+    for line in file.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        key, value = key.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if key.isidentifier() and key not in os.environ:
+            os.environ[key] = value
+            added.append(key)
+    return added

@@ -12,11 +12,11 @@ from typing import Callable
 
 from celery import chord
 
-from . import db
+from . import db, teamremote
 from .dataset import Pair
 from .experiment import COMPARED, ExperimentSpec, agent_run_id, pair_id
 from .mailbox import Mailbox
-from .pipeline import INFRA
+from .pipeline import NOT_FINAL
 from .results import records
 from .settings import UserError
 
@@ -46,9 +46,10 @@ def plan(spec: ExperimentSpec, pairs: list[Pair], database: str, force: bool, ma
         if old is not None and old.status == "done" and not force:
             continue
         runs = [db.get(database, db.AgentRun, agent_run_id(spec.name, pair, a)) for a, _ in spec.agents(pair)]
-        finished = [r for r in runs if r is not None and r.status != INFRA]
+        finished = [r for r in runs if r is not None and r.status not in NOT_FINAL]
         if force:
             _forget(database, spec.name, pid)
+            teamremote.forget(spec.name, pair.key)
             finished = []
         if mailbox_url and not finished:
             Mailbox(mailbox_url, spec.name, pair.key).reset()

@@ -117,7 +117,7 @@ def test_broken_pairs_are_recorded_and_the_rest_complete(dataset_copy, tmp_path)
     (task.feature(1).path / "feature.patch").write_text("this is not a patch\n")
     (task.feature(2).path / "tests.patch").unlink()
     env = {"COOPERBENCH_DB_URL": f"sqlite:///{tmp_path / 'r.db'}", "COOPERBENCH_LOGS": str(tmp_path / "logs")}
-    proc = run_cli("run", "-n", "broken", "--dataset", str(dataset_copy), "-r", task.repo, "--json", env=env)
+    proc = run_cli("run", "-n", "broken", "-a", "gold", "--dataset", str(dataset_copy), "-r", task.repo, "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     recs = {tuple(r["features"]): r for r in json.loads(proc.stdout)}
     assert len(recs) == len(task.features) * (len(task.features) - 1) // 2

@@ -257,3 +257,43 @@ def test_send_message_forms():
                 "send_message agent2 <<EOF\nhi\nEOF\nls"):
         with pytest.raises(ValueError, match="usage: send_message"):
             parse_send_message(bad)
+
+
+def test_shared_git_remote_lets_teammates_see_each_others_work(farm, redis_url):
+    import dataclasses
+
+    scripts = {
+        "agent1": [apply_gold(1),
+                   bash("git add -A && git commit -qm 'feature 1' && git push -q team HEAD:agent1 && echo pushed"),
+                   bash("send_message agent2 'pushed my branch agent1 to team'"),
+                   SUBMIT],
+        "agent2": [bash("send_message --wait agent1 'tell me when your branch is on team'"),
+                   bash("git fetch -q team && git diff --stat HEAD team/agent1"),
+                   apply_gold(3),
+                   SUBMIT],
+    }
+    with FakeOpenAI(scripts) as fake:
+        spec = dataclasses.replace(make_spec(farm, fake, setting="coop", model="openai/shared-model"), git=True)
+        threads = [threading.Thread(target=run, args=(farm, spec, a, (n,), redis_url))
+                   for a, n in (("agent1", 1), ("agent2", 3))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        record = evaluate_pair(spec, PAIR, redis_url, farm["db"])
+
+    system = fake.requests_for("agent2")[0]["messages"][0]["content"]
+    assert "remote named `team`" in system and "git push team HEAD:agent2" in system
+    assert "pushed" in last_user(fake.requests_for("agent1")[2])
+    assert "memkv/store.py" in last_user(fake.requests_for("agent2")[2])  # agent2 saw agent1's pushed change
+    runs = {a: db.get(farm["db"], db.AgentRun, agent_run_id(spec.name, PAIR, a)) for a in ("agent1", "agent2")}
+    assert all(r.status == "Submitted" for r in runs.values()), {a: r.error for a, r in runs.items()}
+    # each captured patch is that agent's own change; evaluation merges those, not the remote
+    assert runs["agent2"].patch.strip() and runs["agent2"].patch != runs["agent1"].patch
+    assert (record["merge_status"], record["both_passed"]) == ("clean", True)
+
+
+def test_without_git_there_is_no_remote_section(farm):
+    with FakeOpenAI({"solo": [SUBMIT]}) as fake:
+        run(farm, make_spec(farm, fake))
+    assert "remote named" not in fake.requests[0]["messages"][0]["content"]

@@ -32,7 +32,7 @@ class AgentContext:
     mailbox: "AgentMailbox | None"  # None when messaging is off or in solo
     model: str | None = None
     config: Any = None  # the --agent-config path (an agent parses it itself)
-    git_remote: str | None = None
+    git_remote: str | None = None  # with --git: the name of the pair's shared remote in the repository
 
 
 @dataclass
@@ -52,6 +52,7 @@ class Agent(Protocol):
     def run(self, ctx: AgentContext) -> AgentResult: ...
 
 
+DEFAULT_AGENT = "mini_swe_agent"
 BUILTIN = {
     "gold": "cooperbench.agents.gold:GoldAgent",
     "nop": "cooperbench.agents.nop:NopAgent",
@@ -71,7 +72,16 @@ def check_agent(name: str) -> None:
         raise UserError(f"unknown agent {name!r} (known: {', '.join(sorted(available()))})")
 
 
-def get_agent(name: str) -> Agent:
+def agent_class(name: str) -> type:
     check_agent(name)
     module, _, attr = available()[name].partition(":")
-    return getattr(import_module(module), attr)()
+    return getattr(import_module(module), attr)
+
+
+def get_agent(name: str) -> Agent:
+    return agent_class(name)()
+
+
+def default_model(name: str) -> str | None:
+    """The model an agent uses when none is given (None for agents without one)."""
+    return getattr(agent_class(name), "default_model", None)

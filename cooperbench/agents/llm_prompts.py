@@ -5,7 +5,8 @@ placeholders: {identity} (who the agent is and, in coop, how the patches are com
 {agent_id}, {teammates}, {task}, {features}, {specs} (the feature descriptions),
 {repo_dir}, {sentinel} (the submit word), {sentinel_command} (the submit command),
 {command_timeout}, {step_limit}, {message_wait_timeout} and
-{messaging} (the messaging tool's manual; empty when messaging is off).
+{messaging} (the messaging tool's manual; empty when messaging is off) and
+{git} (how to use the pair's shared git remote; empty without `--git`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ When your work is done, answer with exactly this command, alone in its block:
 ```
 
 Nothing runs after it: the changes in your working tree are your submission (no need to commit).
-{messaging}"""
+{messaging}{git}"""
 
 INSTANCE_TEMPLATE = """Implement the following in the repository at {repo_dir}:
 
@@ -78,6 +79,16 @@ which files and functions and on shared names, so your patches merge cleanly. A 
 has already finished cannot read messages; the harness tells you when that is the case.
 """
 
+GIT = """
+## A git remote shared with your teammates
+
+Your repository has a remote named `{remote}` that your teammates can reach too. Share work \
+in progress by committing and pushing your own branch (`git push {remote} HEAD:{agent_id}`), \
+and look at theirs with `git fetch {remote}` then e.g. `git diff HEAD {remote}/{first}`. \
+Only the changes in your own working tree count as your submission; what you push is for \
+your teammates to see.
+"""
+
 
 def feature_specs(ctx: "AgentContext") -> str:
     return "\n\n".join(f"## Feature {f.number}\n\n{f.spec.strip()}" for f in ctx.features)
@@ -96,6 +107,8 @@ def placeholders(ctx: "AgentContext", config: "AgentConfig") -> dict[str, object
                           else SOLO_IDENTITY)
     values["messaging"] = (MESSAGING.format(first=ctx.teammates[0], **values)
                            if ctx.teammates and ctx.mailbox is not None else "")
+    values["git"] = (GIT.format(remote=ctx.git_remote, first=ctx.teammates[0], **values)
+                     if ctx.teammates and ctx.git_remote else "")
     return values
 
 

@@ -52,6 +52,7 @@ def format_message(msg: Message) -> str:
 
 class MiniSweAgent:
     name = "mini_swe_agent"
+    default_model = DEFAULT_MODEL
 
     def run(self, ctx: AgentContext) -> AgentResult:
         try:

@@ -52,7 +52,14 @@ class Sandbox(Protocol):
 class SandboxBackend(Protocol):
     name: str
 
-    def create(self, task: "Task", *, labels: dict[str, str]) -> Sandbox: ...
+    def create(self, task: "Task", *, labels: dict[str, str], team_remote: str | None = None) -> Sandbox:
+        """A fresh sandbox holding the task's repository at its base commit.
+
+        `labels` name experiment, pair and agent (for container labels and names);
+        `team_remote` (with `--git`) is the location of the pair's shared git remote,
+        which the backend makes reachable and adds to the repository as remote `team`.
+        """
+        ...
 
 
 BUILTIN = {"local": "cooperbench.sandbox.local:LocalBackend"}

@@ -3,7 +3,9 @@
 When bubblewrap (`bwrap`) is installed, confined commands run inside it: no network,
 the whole file system read-only, the working copy (and a private home and /tmp) the only
 writable places, and the repository cache, dataset (gold patches), logs and database
-hidden. Without bwrap, commands run as plain processes and a warning says so once.
+hidden. With `--git`, the pair's team remote (a bare repository) is writable too and is
+the working copy's remote `team`. Without bwrap, commands run as plain processes and a
+warning says so once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import uuid
 from pathlib import Path
 
 from .. import settings
-from ..repocache import RepoCache
+from ..repocache import RepoCache, git
+from ..teamremote import REMOTE_NAME
 from . import ExecResult, SandboxError
 
 log = logging.getLogger(__name__)
@@ -46,8 +49,9 @@ def _trim(data: bytes) -> str:
 
 
 class LocalSandbox:
-    def __init__(self, root: Path, hidden: list[Path], use_bwrap: bool):
+    def __init__(self, root: Path, hidden: list[Path], use_bwrap: bool, shared: list[Path] = ()):
         self.root = root
+        self.shared = list(shared)  # writable outside the working copy: the pair's team remote
         self.repo_dir = str(root / "repo")
         self.files_dir = str(root / "files")
         self.home = root / "home"
@@ -70,6 +74,7 @@ class LocalSandbox:
         # /tmp first: the sandbox itself may live under /tmp, and later binds land on top.
         argv += ["--bind", str(self.tmp), "/tmp", "--bind", self.repo_dir, self.repo_dir,
                  "--bind", str(self.home), str(self.home), "--ro-bind", self.files_dir, self.files_dir,
+                 *[arg for path in self.shared for arg in ("--bind", str(path), str(path))],
                  "--chdir", cwd, "bash", "-c", command]
         return argv
 
@@ -133,15 +138,18 @@ class LocalBackend:
             log.warning("bwrap not found: local sandboxes run agent commands without isolation "
                         "(install bubblewrap to confine them)")
 
-    def create(self, task, *, labels: dict[str, str]) -> LocalSandbox:
+    def create(self, task, *, labels: dict[str, str], team_remote: str | None = None) -> LocalSandbox:
         name = "-".join(v for v in (labels.get("pair"), labels.get("agent")) if v).replace("/", "_")
         root = self.scratch / f"{name or 'sandbox'}-{uuid.uuid4().hex[:8]}"
+        shared = [Path(team_remote).resolve()] if team_remote else []
         try:
             root.mkdir(parents=True)
             self.cache.checkout(task.repo_url, task.base_commit, root / "repo")
+            if team_remote:
+                git("remote", "add", REMOTE_NAME, str(shared[0]), cwd=root / "repo")
         except Exception as exc:
             shutil.rmtree(root, ignore_errors=True)
             if isinstance(exc, settings.UserError):
                 raise
             raise SandboxError(f"cannot create local sandbox for {task.key}: {exc}") from exc
-        return LocalSandbox(root, self.hidden, self.use_bwrap)
+        return LocalSandbox(root, self.hidden, self.use_bwrap, shared)

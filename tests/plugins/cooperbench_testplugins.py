@@ -26,7 +26,7 @@ class BrokenBackend(LocalBackend):
 
     name = "broken"
 
-    def create(self, task, *, labels):
+    def create(self, task, *, labels, **options):
         if labels.get("role") != "eval":
             raise SandboxError("the container engine is gone")
-        return super().create(task, labels=labels)
+        return super().create(task, labels=labels, **options)
