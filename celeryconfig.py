@@ -30,5 +30,8 @@ broker_transport_options = {
     # Redis redelivers an unacknowledged task after this many seconds; it must exceed
     # the longest agent run, or a still-running agent would be started twice.
     "visibility_timeout": int(os.environ.get("COOPERBENCH_VISIBILITY_TIMEOUT", 6 * 3600)),
+    # How often a worker looks for tasks whose worker died (unacknowledged past the timeout).
+    "unacked_restore_interval": int(os.environ.get("COOPERBENCH_RESTORE_INTERVAL", 10)),
+    "unacked_restore_throttle": int(os.environ.get("COOPERBENCH_RESTORE_THROTTLE", 10)),
 }
 worker_concurrency = int(os.environ["COOPERBENCH_CONCURRENCY"]) if os.environ.get("COOPERBENCH_CONCURRENCY") else None

@@ -28,7 +28,7 @@ def select_pairs(dataset=None, repo=None, task=None, features=None, subset=None)
 
 def make_spec(name: str, ds: Dataset, *, setting="coop", agent=DEFAULT_AGENT, model=None, backend="local",
               git=False, messaging=True, logs=None, agent_config=None, test_timeout=1800.0,
-              max_cost=None) -> ExperimentSpec:
+              max_cost=None, team_start_timeout=600.0) -> ExperimentSpec:
     check_agent(agent)
     if max_cost is not None and max_cost < 0:
         raise UserError(f"--max-cost must be at least 0 (got {max_cost:g})")
@@ -40,7 +40,7 @@ def make_spec(name: str, ds: Dataset, *, setting="coop", agent=DEFAULT_AGENT, mo
     return ExperimentSpec(name=name, setting=setting, agent=agent, model=model, backend=backend, git=git,
                           messaging=messaging, dataset=str(ds.root), logs=str(settings.logs_dir(logs)),
                           agent_config=str(Path(agent_config).resolve()) if agent_config else None,
-                          test_timeout=test_timeout, max_cost=max_cost)
+                          test_timeout=test_timeout, max_cost=max_cost, team_start_timeout=team_start_timeout)
 
 
 @contextmanager
@@ -69,7 +69,8 @@ def check_broker(url: str) -> None:
 
 def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=None, setting="coop",
         agent=DEFAULT_AGENT, model=None, backend="local", git=False, messaging=True, force=False, broker=None,
-        db_url=None, logs=None, agent_config=None, max_cost=None, concurrency=None, timeout=None, wait=True,
+        db_url=None, logs=None, agent_config=None, max_cost=None, team_start_timeout=600.0, concurrency=None,
+        timeout=None, wait=True,
         progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Run an experiment and return one record per pair.
 
@@ -82,7 +83,8 @@ def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=
 
     ds, pairs = select_pairs(dataset, repo, task, features, subset)
     spec = make_spec(name, ds, setting=setting, agent=agent, model=model, backend=backend, git=git,
-                     messaging=messaging, logs=logs, agent_config=agent_config, max_cost=max_cost)
+                     messaging=messaging, logs=logs, agent_config=agent_config, max_cost=max_cost,
+                     team_start_timeout=team_start_timeout)
     database = settings.db_url(db_url)
     db.engine(database)
     url = settings.broker_url(broker)

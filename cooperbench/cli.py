@@ -49,6 +49,9 @@ def experiment_options(f):
                           "gemini/gemini-3-flash-preview)."),
         click.option("--max-cost", type=float, default=None,
                      help="Cost cap in USD for the whole experiment: no new agent starts once it is spent."),
+        click.option("--team-start-timeout", type=float, default=600.0, show_default=True,
+                     help="Seconds a coop agent waits for its teammates to start before the pair is an "
+                          "infrastructure error."),
         click.option("--backend", default="local", show_default=True, help="Sandbox backend."),
         click.option("--git/--no-git", default=False, help="Give each pair a shared git remote."),
         click.option("--messaging/--no-messaging", default=True, help="Let teammates message each other."),
@@ -148,7 +151,9 @@ def submit(name, wait, as_json, **options):
     if settings.broker_url(options.get("broker")) is None:
         raise UserError("no broker configured: pass --broker or set COOPERBENCH_BROKER_URL "
                         "(or use `cooperbench run` for the embedded farm)")
-    recs = api.run(name, features=_features(options.pop("features")), wait=wait, **options)
+    with Progress(name) as progress:
+        recs = api.run(name, features=_features(options.pop("features")), wait=wait,
+                       progress=progress if wait else None, **options)
     if wait:
         _print_records(recs, as_json)
     else:

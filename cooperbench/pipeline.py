@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import artifacts, capture, db, teamremote
+from . import artifacts, capture, db, teamremote, teamstart
 from .agents import AgentContext, AgentResult, get_agent
 from .dataset import Dataset, Pair
 from .evaluation import EvalOutcome, evaluate, write_logs
@@ -70,6 +70,9 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         task = Dataset(Path(spec.dataset)).task(pair.repo, pair.task_id)
         feats = [task.feature(n) for n in features]
         agent = get_agent(spec.agent)
+        team_ids = [a for a, _ in spec.agents(pair)]
+        if len(team_ids) > 1 and mailbox_url and (spec.messaging or spec.git):
+            teamstart.wait_for_team(mailbox_url, spec.name, pair.key, agent_id, team_ids, spec.team_start_timeout)
         team = spec.git and spec.setting == "coop"
         remote = teamremote.ensure(spec.name, pair.key, RepoCache().base(task.repo_url, task.base_commit)) \
             if team else None

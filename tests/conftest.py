@@ -106,6 +106,11 @@ class Worker:
                 raise RuntimeError("worker did not start:\n" + logfile.read_text()[-3000:])
             time.sleep(0.2)
 
+    def kill(self):
+        """SIGKILL the worker and its pool processes, as a crashed machine would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
     def stop(self):
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)

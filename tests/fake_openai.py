@@ -3,7 +3,7 @@
 `FakeOpenAI(scripts)` serves `POST /v1/chat/completions` (and `/chat/completions`) on a
 free loopback port. `scripts` maps a script name to its answers, in order: a string is
 the assistant's content, `Answer` sets the reported token usage too, `Fail` is an HTTP
-error with an OpenAI error body. A request picks its script by its model name (an agent
+error with an OpenAI error body, `Hold` delays an answer until a condition holds. A request picks its script by its model name (an agent
 run with model `openai/<name>`) or, when two agents share one model, by the phrase
 `You are <name>` in its system message. Every request is recorded in `requests`.
 """
@@ -27,6 +27,14 @@ class Answer:
     content: str
     prompt_tokens: int = 100
     completion_tokens: int = 20
+
+
+@dataclass
+class Hold:
+    """Answer `then` only once `until()` is true (or `timeout` seconds passed): a model that is slow to reply."""
+    until: object
+    then: object
+    timeout: float = 60.0
 
 
 @dataclass
@@ -101,6 +109,11 @@ def _handler(fake: FakeOpenAI):
                 return self._reply(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             entry = fake.next_entry(body, dict(self.headers))
+            if isinstance(entry, Hold):
+                deadline = time.monotonic() + entry.timeout
+                while not entry.until() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                entry = Answer(entry.then) if isinstance(entry.then, str) else entry.then
             if isinstance(entry, Fail):
                 return self._reply(entry.status, _error(entry))
             return self._reply(200, _completion(body.get("model", "unknown"), entry))

@@ -24,7 +24,7 @@ from cooperbench.patchutil import files_in  # noqa: E402
 from cooperbench.pipeline import evaluate_pair, run_agent  # noqa: E402
 
 from .conftest import DATASET  # noqa: E402
-from .fake_openai import Answer, Fail, FakeOpenAI  # noqa: E402
+from .fake_openai import Answer, Fail, FakeOpenAI, Hold  # noqa: E402
 
 SECRET = "sk-test-SECRET123"
 PAIR = Pair("memkv_task", 2, (1, 3))  # their gold patches merge cleanly
@@ -81,22 +81,20 @@ def test_coop_pair_talks_applies_both_features_and_passes(farm, redis_url):
                    bash("send_message --wait agent2 <<'MSG'\nI add Store.incr and Store.decr in memkv/store.py, "
                         "right after delete(). Where do you work?\nMSG", "I tell my teammate."),
                    SUBMIT],
-        "agent2": [apply_gold(3),
+        # agent2's model answers its first turn only once agent1 has asked
+        "agent2": [Hold(lambda: mailbox.log(), apply_gold(3)),
                    bash("send_message agent1 'I only touch my own method in memkv/store.py; no overlap.'"),
                    SUBMIT],
     }
     with FakeOpenAI(scripts) as fake:
         spec = make_spec(farm, fake, setting="coop", model="openai/shared-model")
         mailbox = Mailbox(redis_url, spec.name, PAIR.key)
-        first = threading.Thread(target=run, args=(farm, spec, "agent1", (1,), redis_url))
-        first.start()
-        deadline = time.monotonic() + 120
-        while not mailbox.log() and time.monotonic() < deadline:  # agent2 starts once agent1 has asked
-            time.sleep(0.1)
-        second = threading.Thread(target=run, args=(farm, spec, "agent2", (3,), redis_url))
-        second.start()
-        first.join(300)
-        second.join(300)
+        threads = [threading.Thread(target=run, args=(farm, spec, a, (n,), redis_url))
+                   for a, n in (("agent1", 1), ("agent2", 3))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
         record = evaluate_pair(spec, PAIR, redis_url, farm["db"])
 
     runs = {a: db.get(farm["db"], db.AgentRun, agent_run_id(spec.name, PAIR, a)) for a in ("agent1", "agent2")}
@@ -217,13 +215,22 @@ def test_malformed_answers_get_a_reminder_and_unknown_price_is_none(farm):
 
 
 def test_message_to_a_finished_teammate_gets_a_notice(farm, redis_url):
+    import redis
+
+    client, experiment = redis.Redis.from_url(redis_url), {}
+    agent2_done = (lambda: client.exists(f"cooperbench:{experiment['name']}:{PAIR.key}:done:agent2"))
+    # agent1's model answers only once agent2 has finished
     scripts = {"agent2": [SUBMIT],
-               "agent1": [bash("send_message --wait agent2 \"Which files do you change?\""), SUBMIT]}
+               "agent1": [Hold(agent2_done, bash("send_message --wait agent2 \"Which files do you change?\"")),
+                          SUBMIT]}
     with FakeOpenAI(scripts) as fake:
         spec = make_spec(farm, fake, setting="coop", model="openai/shared-model")
-        assert run(farm, spec, "agent2", (3,), redis_url).status == "Submitted"
+        experiment["name"] = spec.name
         started = time.monotonic()
+        second = threading.Thread(target=run, args=(farm, spec, "agent2", (3,), redis_url))
+        second.start()
         row = run(farm, spec, "agent1", (1,), redis_url)
+        second.join(60)
     assert row.status == "Submitted" and time.monotonic() - started < 60  # did not wait 120 s for a reply
     assert last_user(fake.requests_for("agent1")[1]) == (
         "agent2 has already finished; your message was delivered to its log but it will not read it")

@@ -1,0 +1,55 @@
+"""Teams start together: each agent of a coop pair waits, for a bounded time, until its teammates have started.
+
+The teammates' conversation is live, so an agent must not work alone while its teammate
+sits in a queue behind it (a worker pool smaller than a team). Each agent records itself
+in the pair's `started` set and pushes a wake-up into every teammate's `arrived` list;
+it then blocks on its own list (BLPOP, no polling) until the whole team is in the set
+or the time is up. An agent that gives up takes itself out of the set again, so its
+teammate, when it finally starts, gives up too instead of working alone: the pair is
+then an infrastructure error that a later `run` picks up. A teammate whose run already
+ended (a resumed pair) stays in the set and is not waited for.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from .mailbox import TTL_SECONDS
+
+
+class TeamDidNotStart(RuntimeError):
+    """A teammate did not start in time: an infrastructure failure, never the agent's."""
+
+
+def _keys(experiment: str, pair_key: str) -> tuple[str, str]:
+    prefix = f"cooperbench:{experiment}:{pair_key}"
+    return f"{prefix}:started", f"{prefix}:arrived:"
+
+
+def wait_for_team(url: str, experiment: str, pair_key: str, agent_id: str, team: list[str],
+                  timeout: float) -> None:
+    """Return once every agent of `team` (which includes `agent_id`) has started; else TeamDidNotStart."""
+    client = redis.Redis.from_url(url)
+    started, arrived = _keys(experiment, pair_key)
+    mates = [a for a in team if a != agent_id]
+    with client.pipeline(transaction=True) as p:
+        p.sadd(started, agent_id)
+        p.expire(started, TTL_SECONDS)
+        for mate in mates:
+            p.rpush(arrived + mate, agent_id)
+            p.expire(arrived + mate, TTL_SECONDS)
+        p.execute()
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = sorted(set(mates) - {m.decode() for m in client.smembers(started)})
+        if not missing:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            client.srem(started, agent_id)
+            raise TeamDidNotStart(
+                f"teammate {', '.join(missing)} did not start within {timeout:g} s, so the team never ran "
+                "together (is the worker pool smaller than a team? give each worker at least 2 processes)")
+        client.blpop([arrived + agent_id], timeout=left)
