@@ -19,6 +19,13 @@ import redis
 TTL_SECONDS = 14 * 24 * 3600
 
 
+def connect(url: str) -> redis.Redis:
+    """A client for blocking reads: no read time-out (redis-py's default of 5 s would cut a long
+    BLPOP short), a bounded connect, and keepalive plus health checks to notice a dead server."""
+    return redis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=10, socket_keepalive=True,
+                                health_check_interval=30)
+
+
 @dataclass(frozen=True)
 class Message:
     seq: int
@@ -32,7 +39,7 @@ class Mailbox:
     """The mailbox of one pair; `for_agent` gives an agent its own view."""
 
     def __init__(self, url: str, experiment: str, pair: str):
-        self.redis = redis.Redis.from_url(url)
+        self.redis = connect(url)
         self.prefix = f"cooperbench:{experiment}:{pair}"
 
     def _inbox(self, agent: str) -> str:

@@ -14,6 +14,8 @@ import time
 import traceback
 from pathlib import Path
 
+import redis
+
 from . import artifacts, capture, db, teamremote, teamstart
 from .agents import AgentContext, AgentResult, get_agent
 from .dataset import Dataset, Pair
@@ -88,8 +90,8 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
                            spec.model, spec.agent_config, teamremote.REMOTE_NAME if team else None)
         try:
             result = agent.run(ctx)
-        except SandboxError:
-            raise
+        except (SandboxError, redis.RedisError):
+            raise  # the farm's failure (sandbox, broker), not the agent's
         except Exception as exc:  # the agent's own crash is the agent's failure
             log.exception("agent %s crashed", agent_id)
             result = AgentResult("Error", error=f"{type(exc).__name__}: {exc}")

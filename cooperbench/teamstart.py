@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import time
 
-import redis
-
-from .mailbox import TTL_SECONDS
+from .mailbox import TTL_SECONDS, connect
 
 
 class TeamDidNotStart(RuntimeError):
@@ -31,7 +29,7 @@ def _keys(experiment: str, pair_key: str) -> tuple[str, str]:
 def wait_for_team(url: str, experiment: str, pair_key: str, agent_id: str, team: list[str],
                   timeout: float) -> None:
     """Return once every agent of `team` (which includes `agent_id`) has started; else TeamDidNotStart."""
-    client = redis.Redis.from_url(url)
+    client = connect(url)
     started, arrived = _keys(experiment, pair_key)
     mates = [a for a in team if a != agent_id]
     with client.pipeline(transaction=True) as p:

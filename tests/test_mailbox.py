@@ -42,6 +42,15 @@ def test_wait_blocks_until_a_message_arrives(redis_url):
     assert 0.3 < waited < 5
 
 
+def test_a_wait_longer_than_the_clients_default_read_timeout_still_gets_its_message(redis_url):
+    box = _box(redis_url)
+    a1, a2 = box.for_agent("agent1"), box.for_agent("agent2")
+    threading.Timer(6.0, lambda: a1.send("agent2", "late reply")).start()  # redis-py's default read timeout is 5 s
+    t0 = time.monotonic()
+    assert [m.body for m in a2.wait(timeout=20)] == ["late reply"]
+    assert 5.5 < time.monotonic() - t0 < 15
+
+
 def test_wait_times_out_empty(redis_url):
     box = _box(redis_url)
     t0 = time.monotonic()
