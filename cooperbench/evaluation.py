@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .dataset import Feature, Task
 from .patchutil import drop_test_files
-from .sandbox import Sandbox, SandboxBackend, SandboxError
+from .sandbox import Sandbox, SandboxBackend, SandboxError, track
 from .testparse import parse_test_output
 
 TEST_TIMEOUT = 1800.0
@@ -143,7 +143,7 @@ def evaluate(task: Task, features: list[int], patches: dict[str, str | None], ba
     if missing:
         return EvalOutcome("missing_input", None, {a: "missing" for a in missing}, [],
                            f"no patch from {', '.join(missing)}", "infra")
-    sandbox = backend.create(task, labels={**(labels or {}), "role": "eval"})
+    sandbox = track(backend.create(task, labels={**(labels or {}), "role": "eval"}))
     try:
         _must(sandbox, "git checkout -q -B cb-base")
         status_of = {agent: apply_on_branch(sandbox, agent, drop_test_files(patches[agent]))

@@ -10,6 +10,7 @@ the agent's.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -24,11 +25,14 @@ from .experiment import ExperimentSpec, agent_run_id, pair_id
 from .mailbox import Mailbox
 from .repocache import RepoCache
 from .results import record
-from .sandbox import SandboxError, get_backend
+from .sandbox import SandboxError, get_backend, track
 from .settings import UserError, db_url
 
 log = logging.getLogger(__name__)
 INFRA = "InfraError"
+# Set when an embedded run is interrupted: tasks still running in this process then record
+# nothing (their sandboxes are gone), so the next run does them again.
+ABANDONED = threading.Event()
 SKIPPED = "Skipped"  # not started: the experiment's cost cap was reached
 NOT_FINAL = (INFRA, SKIPPED)  # agent runs that a later run of the experiment does again
 
@@ -78,9 +82,9 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         team = spec.git and spec.setting == "coop"
         remote = teamremote.ensure(spec.name, pair.key, RepoCache().base(task.repo_url, task.base_commit)) \
             if team else None
-        sandbox = backend_for(spec).create(
+        sandbox = track(backend_for(spec).create(
             task, labels={"experiment": spec.name, "pair": pair.key, "agent": agent_id},
-            **({"team_remote": str(remote)} if remote else {}))
+            **({"team_remote": str(remote)} if remote else {})))
         capture.prepare(sandbox)
         mailbox = None
         teammates = [a for a, _ in spec.agents(pair) if a != agent_id]
@@ -109,6 +113,8 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         if sandbox is not None:
             sandbox.close()
     row.finished_at, row.duration = db.now(), time.monotonic() - t0
+    if ABANDONED.is_set():
+        return _summary(row)
     artifacts.write_text(folder / f"{agent_id}.patch", row.patch)
     row.trajectory_path = artifacts.write_json(folder / f"{agent_id}.trajectory.json", {
         "agent": spec.agent, "agent_id": agent_id, "features": list(features), "status": row.status,
@@ -149,6 +155,8 @@ def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, dat
         if failed_agents:
             outcome.error, outcome.error_kind = "; ".join(failed_agents), "agent"
 
+    if ABANDONED.is_set():
+        return {}
     log_paths = write_logs(outcome, folder / "eval")
     for f in outcome.features:
         rows.append(db.Evaluation(id=f"{pid}|{f.feature}", experiment=spec.name, pair_id=pid, feature=f.feature,

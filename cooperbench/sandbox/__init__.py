@@ -12,6 +12,7 @@ A new backend is one new module with a `SandboxBackend` class, registered in
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -63,6 +64,27 @@ class SandboxBackend(Protocol):
 
 
 BUILTIN = {"local": "cooperbench.sandbox.local:LocalBackend"}
+
+
+_live: "weakref.WeakSet[Sandbox]" = weakref.WeakSet()
+
+
+def track(sandbox: Sandbox) -> Sandbox:
+    """Remember an open sandbox of this process, so that an interrupted run can close it."""
+    _live.add(sandbox)
+    return sandbox
+
+
+def close_all() -> int:
+    """Close every sandbox this process still has open (Ctrl-C); returns how many."""
+    closed = 0
+    for sandbox in list(_live):
+        try:
+            sandbox.close()
+            closed += 1
+        except Exception:  # noqa: BLE001 - closing is best effort on the way out
+            pass
+    return closed
 
 
 def available() -> dict[str, str]:

@@ -48,6 +48,14 @@ def _trim(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill a command and everything it started (it runs in a session of its own)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class LocalSandbox:
     def __init__(self, root: Path, hidden: list[Path], use_bwrap: bool, shared: list[Path] = ()):
         self.root = root
@@ -58,6 +66,8 @@ class LocalSandbox:
         self.tmp = root / "tmp"
         self.hidden = hidden
         self.use_bwrap = use_bwrap
+        self._running: set[subprocess.Popen] = set()  # commands still running, killed by close()
+        self.closed = False
         for d in (self.files_dir, self.home, self.tmp):
             Path(d).mkdir(parents=True, exist_ok=True)
 
@@ -86,13 +96,18 @@ class LocalSandbox:
             env = {**os.environ, **env}
         proc = subprocess.Popen(self._argv(command, cwd, confined), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self._running.add(proc)
         try:
             out, _ = proc.communicate(timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _kill_group(proc)
             out, _ = proc.communicate()
             timed_out = True
+        finally:
+            self._running.discard(proc)
+        if self.closed:
+            raise SandboxError("the sandbox was closed while the command ran")
         code = proc.returncode if not timed_out else -signal.SIGKILL
         return ExecResult(code, _trim(out), time.monotonic() - start, timed_out)
 
@@ -111,6 +126,9 @@ class LocalSandbox:
         return self._own(path).read_bytes()
 
     def close(self) -> None:
+        self.closed = True
+        for proc in list(self._running):
+            _kill_group(proc)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self):
