@@ -271,5 +271,25 @@ def dataset_conflicts(as_json, features, **options):
     click.echo(f"{len(found)} pair(s): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
+@main.group("sandbox")
+def sandbox_group() -> None:
+    """Sandbox maintenance."""
+
+
+@sandbox_group.command("gc")
+@click.option("--all", "all_", is_flag=True,
+              help="Remove every cooperbench container of this host (live workers' too), the git servers "
+                   "and their network.")
+@friendly
+def sandbox_gc(all_: bool) -> None:
+    """Remove the containers that killed workers left behind (docker backend)."""
+    from .sandbox.gc import gc
+
+    removed = gc(all=all_)
+    for name in removed:
+        click.echo(name)
+    click.echo(f"removed {len(removed)} container(s)", err=True)
+
+
 if __name__ == "__main__":
     main()

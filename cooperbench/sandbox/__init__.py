@@ -63,7 +63,11 @@ class SandboxBackend(Protocol):
         ...
 
 
-BUILTIN = {"local": "cooperbench.sandbox.local:LocalBackend"}
+BUILTIN = {
+    "local": "cooperbench.sandbox.local:LocalBackend",
+    "docker": "cooperbench.sandbox.docker:DockerBackend",
+    "modal": "cooperbench.sandbox.modal:ModalBackend",
+}
 
 
 _live: "weakref.WeakSet[Sandbox]" = weakref.WeakSet()

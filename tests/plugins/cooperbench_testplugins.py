@@ -30,3 +30,13 @@ class BrokenBackend(LocalBackend):
         if labels.get("role") != "eval":
             raise SandboxError("the container engine is gone")
         return super().create(task, labels=labels, **options)
+
+
+class SleepyAgent:
+    """Starts a long command in its sandbox and waits for it: a worker killed meanwhile leaves the sandbox."""
+
+    name = "sleepy"
+
+    def run(self, ctx: AgentContext) -> AgentResult:
+        ctx.sandbox.exec("touch /tmp/sleepy-started; sleep 300", timeout=400)
+        return AgentResult("Submitted", steps=1)

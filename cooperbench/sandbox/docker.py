@@ -1,0 +1,412 @@
+"""The `docker` backend: one container per sandbox, on any Docker-API engine (Docker, podman's service).
+
+The engine is the one `DOCKER_HOST` names (or the default socket). Per task, the image is
+the published one (pulled once) or built from the task's Dockerfile once, then sanitized
+once (see `images.py`) and committed; every sandbox of the task starts from that image with
+its entrypoint replaced by `sleep <lifetime>`, so a forgotten container dies by itself.
+Sandboxes have no network at all; with `--git` they join only a private internal network
+whose one other member is this host's git server for the pairs' shared remotes. Every
+container is labelled with its experiment, pair, agent, role and owner (host, pid): `gc()`
+in `gc.py` removes those whose owner process is gone.
+
+Options from the environment: COOPERBENCH_IMAGE_PREFIX, COOPERBENCH_BASE_IMAGE,
+COOPERBENCH_DOCKER_CPUS, COOPERBENCH_DOCKER_MEMORY (e.g. "4g"), COOPERBENCH_SANDBOX_LIFETIME.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import io
+import logging
+import math
+import os
+import re
+import shlex
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from ..repocache import _locked
+from ..settings import UserError
+from . import ExecResult, SandboxError, images
+
+log = logging.getLogger(__name__)
+MAX_OUTPUT = 4 * 1024 * 1024
+LABEL = "cooperbench"
+OWNER = "cooperbench.owner"
+GIT_NETWORK = "cooperbench-git-net"
+GIT_BASE = "/srv/git"
+_made: dict[tuple, str] = {}  # (engine, task key, base image) -> sanitized image, in this process
+_pull_failed: set[str] = set()
+_live: dict[str, "DockerSandbox"] = {}
+_live_lock = threading.Lock()
+
+
+def _docker():
+    try:
+        import docker
+    except ImportError:
+        raise UserError("the docker backend needs the docker package: pip install 'docker>=7'") from None
+    return docker
+
+
+def connect():
+    """A client of the engine DOCKER_HOST names; SandboxError if it does not answer."""
+    docker = _docker()
+    try:
+        client = docker.from_env(timeout=600, version="auto")  # an older engine's API version too
+        client.ping()
+    except Exception as exc:
+        raise SandboxError(f"no container engine at {os.environ.get('DOCKER_HOST') or 'the default socket'}: "
+                           f"{exc}") from None
+    return client
+
+
+def _start_time(pid: int) -> str:
+    """The pid's start time (clock ticks after boot), "" for a zombie or no such process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return "" if fields[0] in ("Z", "X") else fields[19]
+
+
+def owner() -> str:
+    """This process as a container owner: host, pid and the pid's start time (pids are reused)."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def _name(labels: dict[str, str]) -> str:
+    parts = [labels.get("pair"), labels.get("agent") or labels.get("role")]
+    slug = re.sub(r"[^a-zA-Z0-9_.-]+", "_", "-".join(p for p in parts if p))[:80]
+    return f"cb-{slug or 'sandbox'}-{uuid.uuid4().hex[:8]}"
+
+
+def _trim(data: bytes) -> str:
+    if len(data) > MAX_OUTPUT:
+        half = MAX_OUTPUT // 2
+        data = data[:half] + b"\n... [output truncated] ...\n" + data[-half:]
+    return data.decode("utf-8", "replace")
+
+
+def _host_lock(name: str):
+    """A lock shared by every process of this host (whatever their cache folders)."""
+    return _locked(Path(tempfile.gettempdir()) / "cooperbench-docker" / name)
+
+
+class DockerSandbox:
+    repo_dir = images.REPO_DIR
+    files_dir = images.FILES_DIR
+
+    def __init__(self, client, container):
+        self.client = client
+        self.container = container
+        self.id = container.id
+        self.name = container.name
+        self._has_runner: bool | None = None
+        with _live_lock:
+            _live[self.id] = self
+
+    def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult:
+        # Confined or not, commands run alike: the container itself is the confinement.
+        docker = _docker()
+        limit = max(1, math.ceil(timeout))
+        argv = images.exec_argv(command, timeout)
+        api = docker.APIClient(version=self.client.api.api_version, timeout=limit + 120,
+                               **docker.utils.kwargs_from_env())
+        start = time.monotonic()
+        try:
+            exec_id = api.exec_create(self.id, argv, workdir=cwd or self.repo_dir)["Id"]
+            out = api.exec_start(exec_id) or b""
+            code = api.exec_inspect(exec_id)["ExitCode"]
+        except docker.errors.NotFound:
+            raise SandboxError(f"sandbox container {self.name} is gone (lifetime over or removed)") from None
+        except Exception as exc:
+            raise SandboxError(f"exec in {self.name} failed: {exc}") from exc
+        finally:
+            api.close()
+        duration = time.monotonic() - start
+        timed_out = code == 137 and duration >= timeout * 0.95
+        return ExecResult(-9 if timed_out else int(code if code is not None else -1), _trim(out), duration, timed_out)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        path = os.path.normpath(path)
+        try:
+            ok = self.container.put_archive("/", images.tar_one(path, data))
+        except Exception as exc:
+            raise SandboxError(f"cannot write {path} in {self.name}: {exc}") from exc
+        if not ok:
+            raise SandboxError(f"cannot write {path} in {self.name}")
+
+    def read_file(self, path: str) -> bytes:
+        docker = _docker()
+        try:
+            stream, _ = self.container.get_archive(path)
+            return images.untar_one(b"".join(stream))
+        except docker.errors.NotFound:
+            raise FileNotFoundError(path) from None
+
+    def test_command(self, task, patch_paths: list[str]) -> str:
+        """The image's runner.sh when it has one, else the task's run_tests.sh copied in."""
+        if self._has_runner is None:
+            self._has_runner = self.exec(f"test -x {images.RUNNER}", timeout=60).exit_code == 0
+        if self._has_runner:
+            return images.runner_command(patch_paths)
+        script = task.path / "run_tests.sh"
+        if not script.is_file():
+            raise SandboxError(f"{task.key}: the image has no runner.sh and the task no run_tests.sh")
+        self.write_file(f"{self.files_dir}/run_tests.sh", script.read_bytes())
+        return images.host_runner_command(self.files_dir, self.repo_dir, patch_paths)
+
+    def close(self) -> None:
+        with _live_lock:
+            _live.pop(self.id, None)
+        try:
+            self.container.remove(force=True)
+        except _docker().errors.NotFound:
+            pass
+        except Exception as exc:
+            log.warning("cannot remove container %s (cooperbench sandbox gc will): %s", self.name, exc)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@atexit.register
+def remove_held_containers() -> None:
+    """Remove every container this process still holds (at exit; call it before an `os._exit`)."""
+    with _live_lock:
+        live = list(_live.values())
+    for sandbox in live:
+        sandbox.close()
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self, hide=(), client=None, **_options):
+        # `hide` means nothing here: containers never see the host's files.
+        self._client = client
+        self.prefix = images.image_prefix()
+        self.base = images.base_image()
+        cpus = os.environ.get("COOPERBENCH_DOCKER_CPUS")
+        self.nano_cpus = int(float(cpus) * 1e9) if cpus else None
+        self.memory = os.environ.get("COOPERBENCH_DOCKER_MEMORY") or None
+        self.lifetime = images.lifetime()
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    # ---- images -------------------------------------------------------------------------
+
+    def _exists(self, ref: str) -> bool:
+        try:
+            self.client.images.get(ref)
+            return True
+        except _docker().errors.ImageNotFound:
+            return False
+
+    def _pull(self, ref: str) -> bool:
+        if ref in _pull_failed:
+            return False
+        repo, _, tag = ref.rpartition(":")
+        log.info("pulling %s", ref)
+        last = 0.0
+        try:
+            for event in self.client.api.pull(repo, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise RuntimeError(event["error"])
+                if time.monotonic() - last > 10:
+                    last = time.monotonic()
+                    log.info("pulling %s: %s %s", ref, event.get("status", ""), event.get("progress", ""))
+            ok = self._exists(ref)
+        except Exception as exc:
+            log.warning("cannot pull %s (building from the task's Dockerfile instead): %s", ref, exc)
+            ok = False
+        if not ok:
+            _pull_failed.add(ref)
+        return ok
+
+    def _build(self, task) -> str:
+        tag = images.build_tag(task, self.base)
+        if self._exists(tag):
+            return tag
+        if not (task.path / "Dockerfile").is_file():
+            raise SandboxError(f"{task.key}: no published image and no Dockerfile to build one")
+        log.info("building %s from %s", tag, task.path / "Dockerfile")
+        lines: list[str] = []
+        try:
+            for chunk in self.client.api.build(
+                    fileobj=io.BytesIO(images.build_context(task.path)), custom_context=True, tag=tag, rm=True,
+                    forcerm=True, pull=False, decode=True,
+                    buildargs={"BASE_IMAGE": self.base} if self.base else None):
+                if "error" in chunk:
+                    raise RuntimeError(chunk["error"])
+                if chunk.get("stream"):
+                    lines.append(chunk["stream"])
+        except Exception as exc:
+            raise SandboxError(f"cannot build the image of {task.key}: {exc}\n{''.join(lines)[-2000:]}") from exc
+        if not self._exists(tag):
+            raise SandboxError(f"building the image of {task.key} left no image {tag}:\n{''.join(lines)[-2000:]}")
+        return tag
+
+    def _sanitize(self, task, source: str) -> str:
+        source_id = self.client.images.get(source).id
+        tag = images.sanitized_tag(task, source_id)
+        if self._exists(tag):
+            return tag
+        log.info("sanitizing the repository of %s into %s", source, tag)
+        container = self.client.containers.create(
+            source, entrypoint=["bash", "-c"], command=[images.sanitize_script(task.base_commit)],
+            network_mode="none", labels={LABEL: "1", f"{LABEL}.role": "sanitize", OWNER: owner()},
+            name=f"cb-sanitize-{uuid.uuid4().hex[:8]}")
+        try:
+            container.start()
+            status = container.wait(timeout=1800).get("StatusCode")
+            if status != 0:
+                output = container.logs().decode("utf-8", "replace")
+                raise SandboxError(f"cannot sanitize the repository of {source} (exit {status}): {output[-1500:]}")
+            repo, _, version = tag.rpartition(":")
+            container.commit(repository=repo, tag=version)
+        finally:
+            container.remove(force=True)
+        return tag
+
+    def image_for(self, task) -> str:
+        """The sanitized image of the task (made once; shared by every sandbox of the task)."""
+        key = (self.client.api.base_url, task.key, task.base_commit, self.base, self.prefix)
+        if key in _made:
+            return _made[key]
+        with _host_lock(hashlib.sha256(repr(key).encode()).hexdigest()[:16]):
+            published = images.prebuilt_image(task, self.prefix)
+            if published and (self._exists(published) or self._pull(published)):
+                source = published
+            else:
+                source = self._build(task)
+            _made[key] = self._sanitize(task, source)
+        return _made[key]
+
+    # ---- the pairs' git server (--git) ---------------------------------------------------
+
+    def _git_network(self):
+        """The private network of agents and git servers: internal, and with no address of the host
+        on it (podman: no DNS server on the bridge; Docker: `inhibit_ipv4`), so the git server is
+        the only peer an agent can reach."""
+        docker = _docker()
+        try:
+            return self.client.networks.get(GIT_NETWORK)
+        except docker.errors.NotFound:
+            pass
+        labels = {LABEL: "1", f"{LABEL}.service": "git"}
+        engine = {c.get("Name") for c in self.client.version().get("Components", [])}
+        try:
+            if "Podman Engine" in engine:
+                api = self.client.api
+                body = {"name": GIT_NETWORK, "driver": "bridge", "internal": True, "dns_enabled": False,
+                        "labels": labels}
+                api._raise_for_status(api._post_json(api.base_url + "/v4.0.0/libpod/networks/create", data=body))
+            else:
+                self.client.networks.create(GIT_NETWORK, driver="bridge", internal=True, labels=labels,
+                                            options={"com.docker.network.bridge.inhibit_ipv4": "true"})
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: another worker made it meanwhile
+                raise
+        return self.client.networks.get(GIT_NETWORK)
+
+    def git_server(self, root: Path, image: str) -> tuple[str, str]:
+        """The host's git server for the remotes under `root` (made once): its name and address."""
+        docker = _docker()
+        name = f"cooperbench-git-{hashlib.sha256(str(root).encode()).hexdigest()[:10]}"
+        with _host_lock(name):
+            self._git_network()
+            try:
+                server = self.client.containers.get(name)
+                if server.status != "running":
+                    server.remove(force=True)
+                    server = None
+            except docker.errors.NotFound:
+                server = None
+            if server is None:
+                root.mkdir(parents=True, exist_ok=True)
+                daemon = (f"git config --system --add safe.directory '*' 2>/dev/null; exec git daemon --reuseaddr "
+                          f"--export-all --enable=receive-pack --base-path={GIT_BASE} {GIT_BASE}")
+                server = self.client.containers.run(
+                    image, entrypoint=["sh", "-c"], command=[daemon], name=name, detach=True, network=GIT_NETWORK,
+                    volumes={str(root): {"bind": GIT_BASE, "mode": "rw"}}, stop_signal="SIGKILL",
+                    labels={LABEL: "1", f"{LABEL}.service": "git", f"{LABEL}.role": "git-server", OWNER: "",
+                            f"{LABEL}.host": socket.gethostname(), f"{LABEL}.git-root": str(root)})
+                # (every label set: images carry the sanitizer's)
+                probe = "exec 3<>/dev/tcp/127.0.0.1/9418"
+                for _ in range(100):
+                    if server.exec_run(["bash", "-c", probe]).exit_code == 0:
+                        break
+                    time.sleep(0.1)
+                else:
+                    raise SandboxError(f"the git server {name} did not start: {server.logs()[-1000:]!r}")
+            server.reload()
+            address = server.attrs["NetworkSettings"]["Networks"][GIT_NETWORK]["IPAddress"]
+        return name, address
+
+    # ---- sandboxes ------------------------------------------------------------------------
+
+    def create(self, task, *, labels: dict[str, str], team_remote: str | None = None) -> DockerSandbox:
+        try:
+            return self._create(task, labels, team_remote)
+        except _docker().errors.ImageNotFound:  # someone removed the image: make it again, once
+            _made.clear()
+            return self._create(task, labels, team_remote)
+
+    def _create(self, task, labels: dict[str, str], team_remote: str | None) -> DockerSandbox:
+        from ..teamremote import REMOTE_NAME, remote_root
+
+        docker = _docker()
+        try:
+            image = self.image_for(task)
+            network: dict = {"network_mode": "none"}
+            url = None
+            if team_remote:
+                root = remote_root()
+                remote = Path(team_remote).resolve()
+                if not remote.is_relative_to(root):
+                    raise SandboxError(f"team remote {remote} is not under {root}")
+                server, address = self.git_server(root, image)
+                network = {"network": GIT_NETWORK, "extra_hosts": {server: address}}
+                url = f"git://{server}/{remote.relative_to(root)}"
+            extra = {}
+            if self.nano_cpus:
+                extra["nano_cpus"] = self.nano_cpus
+            if self.memory:
+                extra["mem_limit"] = self.memory
+            all_labels = {LABEL: "1", OWNER: owner(), f"{LABEL}.role": labels.get("role", "agent"),
+                          **{f"{LABEL}.{k}": str(labels[k]) for k in ("experiment", "pair", "agent") if k in labels}}
+            container = self.client.containers.run(
+                image, entrypoint=["sleep"], command=[str(self.lifetime)], detach=True, name=_name(labels),
+                labels=all_labels, working_dir=images.REPO_DIR, hostname="sandbox", stop_signal="SIGKILL",
+                **network, **extra)
+        except (SandboxError, UserError, docker.errors.ImageNotFound):
+            raise
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"cannot start a container for {task.key}: {exc}") from exc
+        sandbox = DockerSandbox(self.client, container)
+        try:
+            setup = f"mkdir -p {shlex.quote(images.FILES_DIR)}"
+            if url:
+                setup += " && " + images.team_remote_command(url).replace(" team ", f" {REMOTE_NAME} ")
+            result = sandbox.exec(setup, timeout=120, confined=False)
+            if result.exit_code != 0:
+                raise SandboxError(f"cannot set up sandbox {sandbox.name}: {result.output.strip()[-300:]}")
+        except BaseException:
+            sandbox.close()
+            raise
+        return sandbox
