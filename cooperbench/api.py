@@ -69,8 +69,8 @@ def check_broker(url: str) -> None:
 
 def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=None, setting="coop",
         agent=DEFAULT_AGENT, model=None, backend="local", git=False, messaging=True, force=False, broker=None,
-        db_url=None, logs=None, agent_config=None, max_cost=None, team_start_timeout=600.0, concurrency=None,
-        timeout=None, wait=True,
+        db_url=None, logs=None, agent_config=None, max_cost=None, team_start_timeout=600.0, test_timeout=1800.0,
+        concurrency=None, timeout=None, wait=True,
         progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Run an experiment and return one record per pair.
 
@@ -84,7 +84,7 @@ def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=
     ds, pairs = select_pairs(dataset, repo, task, features, subset)
     spec = make_spec(name, ds, setting=setting, agent=agent, model=model, backend=backend, git=git,
                      messaging=messaging, logs=logs, agent_config=agent_config, max_cost=max_cost,
-                     team_start_timeout=team_start_timeout)
+                     team_start_timeout=team_start_timeout, test_timeout=test_timeout)
     database = settings.db_url(db_url)
     db.engine(database)
     url = settings.broker_url(broker)

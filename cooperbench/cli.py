@@ -55,6 +55,8 @@ def experiment_options(f):
         click.option("--team-start-timeout", type=float, default=600.0, show_default=True,
                      help="Seconds a coop agent waits for its teammates to start before the pair is an "
                           "infrastructure error."),
+        click.option("--test-timeout", type=float, default=1800.0, show_default=True,
+                     help="Seconds one feature's test command may run before it is killed (and fails)."),
         click.option("--backend", default="local", show_default=True, help="Sandbox backend."),
         click.option("--git/--no-git", default=False, help="Give each pair a shared git remote."),
         click.option("--messaging/--no-messaging", default=True, help="Let teammates message each other."),

@@ -87,6 +87,7 @@ class Evaluation(SQLModel, table=True):
     tests_failed: int = 0
     framework: str | None = None
     duration: float = 0.0
+    timed_out: bool = False  # the test command was killed at the --test-timeout limit
     log_path: str | None = None
 
 

@@ -34,6 +34,7 @@ class FeatureOutcome:
     framework: str
     duration: float
     output: str = field(repr=False, default="")
+    timed_out: bool = False  # the test command outran its time limit and was killed
 
 
 @dataclass
@@ -121,7 +122,7 @@ def run_feature_tests(sandbox: Sandbox, task: Task, feature: Feature, *, ref: st
     output = result.output + ("\n[cooperbench] test command timed out\n" if result.timed_out else "")
     passed = not result.timed_out and result.exit_code == 0 and counts.passed >= 1 and counts.failed == 0
     return FeatureOutcome(feature.number, passed, result.exit_code, counts.passed, counts.failed,
-                          counts.framework, result.duration, output)
+                          counts.framework, result.duration, output, result.timed_out)
 
 
 def _test_command(sandbox: Sandbox, task: Task, patch_paths: list[str]) -> str:

@@ -162,7 +162,7 @@ def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, dat
         rows.append(db.Evaluation(id=f"{pid}|{f.feature}", experiment=spec.name, pair_id=pid, feature=f.feature,
                                   passed=f.passed, exit_code=f.exit_code, tests_passed=f.tests_passed,
                                   tests_failed=f.tests_failed, framework=f.framework, duration=f.duration,
-                                  log_path=log_paths[f.feature]))
+                                  timed_out=f.timed_out, log_path=log_paths[f.feature]))
     messages = Mailbox(mailbox_url, spec.name, pair.key).log() if mailbox_url and spec.setting == "coop" else []
     for m in messages:
         rows.append(db.MessageRow(id=f"{pid}|{m.seq}", experiment=spec.name, pair_id=pid, seq=m.seq,
