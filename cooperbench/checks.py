@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .dataset import Dataset, Pair, Task
 from .evaluation import run_feature_tests
+from .patchcheck import ensure_safe, patch_error
 from .repocache import GitError, RepoCache, git
 from .sandbox import SandboxBackend
 from .settings import UserError
@@ -66,6 +67,11 @@ def _check_feature(sandbox, task: Task, feature) -> list[Violation]:
             out.append(Violation(task.key, feature.number, f"missing {name}"))
     if out:
         return out
+    for name, text in (("feature.patch", feature.gold_patch), ("tests.patch", feature.tests_patch)):
+        if error := patch_error(text, name):
+            out.append(Violation(task.key, feature.number, error))
+    if out:
+        return out  # never applied, not even to see the tests fail
     on_base = run_feature_tests(sandbox, task, feature, ref="HEAD", timeout=600)
     if on_base.passed:
         out.append(Violation(task.key, feature.number, "tests pass on the base commit (they must fail)"))
@@ -121,6 +127,7 @@ def conflicts(dataset: Dataset, pairs: list[Pair], cache: RepoCache | None = Non
 
 
 def _commit_patch(repo: Path, base: str, patch: str, number: int) -> str:
+    ensure_safe(patch, "gold patch")  # PatchRejected is a UserError: the pair's status is error
     env = {"GIT_DIR": str(repo), "GIT_INDEX_FILE": str(repo / f"index-{number}")}
     git("read-tree", base, env=env)
     git("apply", "--cached", "-", env=env, input=patch)

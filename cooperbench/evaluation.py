@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dataset import Feature, Task
+from .patchcheck import ensure_safe, failed, patch_error
 from .patchutil import drop_test_files
 from .sandbox import Sandbox, SandboxBackend, SandboxError, track
 from .testparse import parse_test_output
@@ -72,16 +73,23 @@ def _must(sandbox: Sandbox, script: str) -> str:
 
 
 def apply_on_branch(sandbox: Sandbox, name: str, patch: str) -> str:
-    """Apply `patch` on branch cb-<name> from the base: 'applied', 'skipped' (empty) or 'failed'."""
+    """Apply `patch` on branch cb-<name> from the base: 'applied', 'skipped' (empty) or 'failed'.
+
+    A 'failed' status is a `patchcheck.PatchStatus` (a str) whose `.reason` says why: a patch
+    refused by `patchcheck.check_patch` (never written), or git's own error."""
     if not patch.strip():
         return "skipped"
+    rejected = patch_error(patch, f"patch from {name}")
+    if rejected:  # never written into the sandbox; the status carries the reason
+        return failed(rejected)
     path = shlex.quote(f"{sandbox.files_dir}/{name}.patch")
     sandbox.write_file(f"{sandbox.files_dir}/{name}.patch", patch.encode("utf-8", "surrogateescape"))
     _must(sandbox, f"git checkout -q -B cb-{name} cb-base")
-    code, _ = _sh(sandbox, f"git apply --index {path} || git apply --3way {path}")
+    code, out = _sh(sandbox, f"git apply --index {path} || git apply --3way {path}")
     if code != 0:
         _sh(sandbox, "git reset -q --hard && git checkout -q cb-base")
-        return "failed"
+        errors = [line for line in out.splitlines() if line.startswith("error:")] or out.strip().splitlines()[-1:]
+        return failed(f"patch from {name} does not apply: {(errors or ['git apply failed'])[-1][:300]}")
     _must(sandbox, f"git commit -q --no-verify --allow-empty -m {shlex.quote(name)}")
     return "applied"
 
@@ -144,6 +152,8 @@ def evaluate(task: Task, features: list[int], patches: dict[str, str | None], ba
     if missing:
         return EvalOutcome("missing_input", None, {a: "missing" for a in missing}, [],
                            f"no patch from {', '.join(missing)}", "infra")
+    for n in features:  # the benchmark's own tests patches: a malicious one is bad input, never applied
+        ensure_safe(task.feature(n).tests_patch, f"{task.key} feature{n}/tests.patch")
     sandbox = track(backend.create(task, labels={**(labels or {}), "role": "eval"}))
     try:
         _must(sandbox, "git checkout -q -B cb-base")
@@ -152,9 +162,10 @@ def evaluate(task: Task, features: list[int], patches: dict[str, str | None], ba
         applied = [a for a in sorted(patches) if status_of[a] == "applied"]
         merge_status, strategy, merged = merge_branches(sandbox, applied)
         error = error_kind = None
-        failed = [a for a, s in status_of.items() if s == "failed"]
-        if failed:
-            merge_status, error, error_kind = "error", f"patch from {', '.join(failed)} does not apply", "agent"
+        broken = [a for a, s in status_of.items() if s == "failed"]
+        if broken:
+            reasons = [getattr(status_of[a], "reason", None) or f"patch from {a} does not apply" for a in broken]
+            merge_status, error, error_kind = "error", "; ".join(reasons), "agent"
         if not merged:
             return EvalOutcome(merge_status, strategy, status_of,
                                [FeatureOutcome(n, False, None, 0, 0, "none", 0.0, "merge failed") for n in features],

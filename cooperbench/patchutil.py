@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_HEADER = re.compile(r"^diff --git (?P<a>\"?a/.*?\"?) (?P<b>\"?b/.*\"?)$")
-
 
 @dataclass(frozen=True)
 class FileDiff:
@@ -18,20 +16,75 @@ class FileDiff:
     text: str  # the whole section, from its `diff --git` line
 
 
-def _unquote(name: str) -> str:
-    name = name.strip('"')
+_LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+_ESCAPES = {"a": "\a", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def unquote(text: str) -> tuple[str, str]:
+    """Read one C-quoted name as git writes it (`"a/\\303\\251.py"`): (the name, the rest of the line)."""
+    out = bytearray()
+    i = 1
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            return out.decode("utf-8", "surrogateescape"), text[i + 1:]
+        if c == "\\" and i + 1 < len(text):
+            if re.match(r"[0-3][0-7]{2}", text[i + 1:i + 4]):
+                out.append(int(text[i + 1:i + 4], 8))
+                i += 4
+                continue
+            out += _ESCAPES.get(text[i + 1], text[i + 1]).encode("utf-8", "surrogateescape")
+            i += 2
+            continue
+        out += c.encode("utf-8", "surrogateescape")
+        i += 1
+    return out.decode("utf-8", "surrogateescape"), ""
+
+
+def line_name(value: str) -> str:
+    """The name on a `---`/`+++`/`rename to` line (after its keyword): quoted or plain, a tab ends it."""
+    value = value.rstrip("\n").rstrip("\r")
+    return unquote(value)[0] if value.startswith('"') else value.split("\t")[0]
+
+
+def header_names(rest: str) -> list[str]:
+    """The names of `diff --git <a> <b>` (rest: after `diff --git `), with their a/ b/ prefixes.
+
+    Plain names may hold spaces (even ` b/`); a section that is not a rename names the same
+    file twice, which is how such a line is split (as git does)."""
+    rest = rest.rstrip("\n").rstrip("\r")
+    if rest.startswith('"'):
+        first, rest = unquote(rest)
+        rest = rest.lstrip(" ")
+        return [first, unquote(rest)[0] if rest.startswith('"') else rest]
+    if ' "' in rest:  # a plain first name, a quoted second one
+        first, _, second = rest.partition(' "')
+        return [first, unquote('"' + second)[0]]
+    half = (len(rest) - 1) // 2
+    if len(rest) % 2 == 1 and rest[half] == " " and rest[2:half] == rest[half + 3:]:
+        return [rest[:half], rest[half + 1:]]
+    first, sep, second = rest.partition(" b/")
+    return [first, "b/" + second] if sep else [rest]
+
+
+def strip_prefix(name: str) -> str:
     return name[2:] if name[:2] in ("a/", "b/") else name
+
+
+def lines(text: str) -> list[str]:
+    """The lines of a patch as git reads them: split at \\n only (a lone \\r or \\f is content)."""
+    return _LINE.findall(text)
 
 
 def split_patch(patch: str) -> list[FileDiff]:
     """Split a `git diff` into one section per file; text before the first header is dropped."""
     sections: list[FileDiff] = []
-    lines = patch.splitlines(keepends=True)
+    body_lines = lines(patch)
     start = None
-    for i, line in enumerate(lines + ["diff --git a/ b/\n"]):
+    for i, line in enumerate(body_lines + ["diff --git a/ b/\n"]):
         if line.startswith("diff --git "):
             if start is not None:
-                body = lines[start:i]
+                body = body_lines[start:i]
                 sections.append(FileDiff(_section_path(body), "".join(body)))
             start = i
     return sections
@@ -40,14 +93,17 @@ def split_patch(patch: str) -> list[FileDiff]:
 def _section_path(body: list[str]) -> str:
     for line in body[1:]:
         if line.startswith("+++ ") and not line.startswith("+++ /dev/null"):
-            return _unquote(line[4:].rstrip("\n").split("\t")[0])
-        if line.startswith("rename to "):
-            return line[len("rename to "):].rstrip("\n")
+            return strip_prefix(line_name(line[4:]))
+        if line.startswith("rename to ") or line.startswith("copy to "):
+            return line_name(line.split(" to ", 1)[1])
+        if line.startswith("@@") or line.startswith("GIT binary patch"):
+            break
     for line in body[1:]:
         if line.startswith("--- ") and not line.startswith("--- /dev/null"):
-            return _unquote(line[4:].rstrip("\n").split("\t")[0])
-    m = _HEADER.match(body[0].rstrip("\n"))
-    return _unquote(m.group("b")) if m else body[0].split()[-1]
+            return strip_prefix(line_name(line[4:]))
+        if line.startswith("@@") or line.startswith("GIT binary patch"):
+            break
+    return strip_prefix(header_names(body[0][len("diff --git "):])[-1])
 
 
 def files_in(patch: str) -> list[str]:

@@ -47,8 +47,8 @@ def backend_for(spec: ExperimentSpec):
     return get_backend(spec.backend, hide=[Path(spec.dataset), Path(spec.logs)])
 
 
-def _summary(run: db.AgentRun) -> dict:
-    return {"agent_id": run.agent_id, "status": run.status, "error": run.error}
+def _summary(run: db.AgentRun, retryable: bool = False) -> dict:
+    return {"agent_id": run.agent_id, "status": run.status, "error": run.error, "retryable": retryable}
 
 
 def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[int, ...],
@@ -67,6 +67,7 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
                       status=INFRA, started_at=started)
     result: AgentResult | None = None
     sandbox = None
+    retryable = False
     if spec.max_cost is not None and (cost := spent(database, spec.name)) >= spec.max_cost:
         row.status, row.finished_at = SKIPPED, db.now()
         row.error = f"not started: the experiment's cost cap (${spec.max_cost:g}) is reached (${cost:.4f} spent)"
@@ -94,8 +95,8 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
                            spec.model, spec.agent_config, teamremote.REMOTE_NAME if team else None)
         try:
             result = agent.run(ctx)
-        except (SandboxError, redis.RedisError):
-            raise  # the farm's failure (sandbox, broker), not the agent's
+        except (SandboxError, redis.RedisError, UserError):
+            raise  # the farm's failure (sandbox, broker) or bad input (a rejected dataset patch), not the agent's
         except Exception as exc:  # the agent's own crash is the agent's failure
             log.exception("agent %s crashed", agent_id)
             result = AgentResult("Error", error=f"{type(exc).__name__}: {exc}")
@@ -109,6 +110,8 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         log.warning("infrastructure failure in %s %s: %s", pair.key, agent_id, exc)
         row.status, row.error = INFRA, f"{type(exc).__name__}: {exc}"
         row.usage = {"traceback": traceback.format_exc()[-4000:]}
+        # worth another try, unless the team never got together (a pool too small stays too small)
+        retryable = not isinstance(exc, teamstart.TeamDidNotStart)
     finally:
         if sandbox is not None:
             sandbox.close()
@@ -120,7 +123,7 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         "agent": spec.agent, "agent_id": agent_id, "features": list(features), "status": row.status,
         "error": row.error, "steps": row.steps, "trajectory": result.trajectory if result else []})
     db.upsert(database, row)
-    return _summary(row)
+    return _summary(row, retryable)
 
 
 def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, database: str | None = None) -> dict:

@@ -7,6 +7,8 @@ mailbox lives on the broker's Redis (or `cooperbench_mailbox_url` if set).
 
 from __future__ import annotations
 
+import os
+
 from .dataset import Pair
 from .experiment import ExperimentSpec
 from .pipeline import evaluate_pair, run_agent
@@ -19,13 +21,27 @@ def mailbox_url(app) -> str:
     return app.conf.get("cooperbench_mailbox_url") or app.conf.broker_url
 
 
+def _retry_infra(task, failed: bool):
+    """Typed retries: an infrastructure failure is tried again, with exponential backoff, up to
+    COOPERBENCH_INFRA_RETRIES times; an agent's or a test's failure never is."""
+    limit = int(os.environ.get("COOPERBENCH_INFRA_RETRIES", "2"))
+    if failed and task.request.retries < limit:
+        base = float(os.environ.get("COOPERBENCH_INFRA_BACKOFF", "30"))
+        raise task.retry(countdown=base * 2 ** task.request.retries, max_retries=limit)
+
+
 def agent_task(self, spec: dict, pair: dict, agent_id: str, features: list[int]) -> dict:
-    return run_agent(ExperimentSpec.from_json(spec), Pair.from_json(pair), agent_id, tuple(features),
-                     mailbox_url(self.app))
+    summary = run_agent(ExperimentSpec.from_json(spec), Pair.from_json(pair), agent_id, tuple(features),
+                        mailbox_url(self.app))
+    _retry_infra(self, summary.get("retryable", False))
+    return summary
 
 
 def evaluate_task(self, spec: dict, pair: dict) -> dict:
-    return evaluate_pair(ExperimentSpec.from_json(spec), Pair.from_json(pair), mailbox_url(self.app))
+    record = evaluate_pair(ExperimentSpec.from_json(spec), Pair.from_json(pair), mailbox_url(self.app))
+    # a missing agent patch is retried through the agent's own task, not here
+    _retry_infra(self, record.get("error_kind") == "infra" and record.get("merge_status") != "missing_input")
+    return record
 
 
 def register(app) -> None:

@@ -67,6 +67,17 @@ def run(farm, spec, agent_id="solo", features=PAIR.features, mailbox_url=None) -
     return db.get(farm["db"], db.AgentRun, agent_run_id(spec.name, PAIR, agent_id))
 
 
+def run_pair(farm, spec, redis_url) -> dict:
+    """Both agents of the coop pair at the same time (as two workers would), then its evaluation."""
+    threads = [threading.Thread(target=run, args=(farm, spec, a, (n,), redis_url))
+               for a, n in (("agent1", 1), ("agent2", 3))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    return evaluate_pair(spec, PAIR, redis_url, farm["db"])
+
+
 def last_user(request: dict) -> str:
     return request["messages"][-1]["content"]
 
@@ -89,13 +100,7 @@ def test_coop_pair_talks_applies_both_features_and_passes(farm, redis_url):
     with FakeOpenAI(scripts) as fake:
         spec = make_spec(farm, fake, setting="coop", model="openai/shared-model")
         mailbox = Mailbox(redis_url, spec.name, PAIR.key)
-        threads = [threading.Thread(target=run, args=(farm, spec, a, (n,), redis_url))
-                   for a, n in (("agent1", 1), ("agent2", 3))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
-        record = evaluate_pair(spec, PAIR, redis_url, farm["db"])
+        record = run_pair(farm, spec, redis_url)
 
     runs = {a: db.get(farm["db"], db.AgentRun, agent_run_id(spec.name, PAIR, a)) for a in ("agent1", "agent2")}
     assert {a: (r.status, r.error) for a, r in runs.items()} == {"agent1": ("Submitted", None),
@@ -281,13 +286,7 @@ def test_shared_git_remote_lets_teammates_see_each_others_work(farm, redis_url):
     }
     with FakeOpenAI(scripts) as fake:
         spec = dataclasses.replace(make_spec(farm, fake, setting="coop", model="openai/shared-model"), git=True)
-        threads = [threading.Thread(target=run, args=(farm, spec, a, (n,), redis_url))
-                   for a, n in (("agent1", 1), ("agent2", 3))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
-        record = evaluate_pair(spec, PAIR, redis_url, farm["db"])
+        record = run_pair(farm, spec, redis_url)
 
     system = fake.requests_for("agent2")[0]["messages"][0]["content"]
     assert "remote named `team`" in system and "git push team HEAD:agent2" in system

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from cooperbench.patchutil import drop_test_files, files_in, is_test_path, split_patch
+from cooperbench.patchutil import drop_test_files, files_in, header_names, is_test_path, split_patch
 
 
 @pytest.mark.parametrize("path", [
@@ -72,3 +72,35 @@ def test_only_tests_gives_empty():
     assert drop_test_files(patch) == ""
     assert drop_test_files("") == ""
     assert split_patch("garbage without headers\n") == []
+
+
+@pytest.mark.parametrize("rest, names", [
+    ("a/x.py b/x.py", ["a/x.py", "b/x.py"]),
+    ("a/x b/y.bin b/x b/y.bin", ["a/x b/y.bin", "b/x b/y.bin"]),  # a name holding " b/"
+    ('"a/\\303\\251.py" "b/\\303\\251.py"', ["a/é.py", "b/é.py"]),
+    ('a/old.py "b/t\\303\\251st.py"', ["a/old.py", "b/tést.py"]),
+    ('"a/tab\\there" b/plain', ["a/tab\there", "b/plain"]),
+    ("a/old.py b/new.py", ["a/old.py", "b/new.py"]),
+])
+def test_header_names(rest, names):
+    assert header_names(rest + "\n") == names
+
+
+def test_quoted_and_spaced_names_are_read_as_git_means_them(tmp_path):
+    """Non-ASCII names (quoted by git), names with ` b/`, binaries and empty files have no ---/+++ names."""
+    repo = tmp_path / "r"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@t")
+    _git(repo, "config", "user.name", "t")
+    (repo / "é.py").write_text("x\n" * 10)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    (repo / "x b").mkdir()
+    (repo / "x b" / "y.bin").write_bytes(b"\0\1")
+    (repo / "tests empty").write_text("")
+    _git(repo, "mv", "é.py", "ü.py")
+    _git(repo, "add", "-A")
+    patch = _git(repo, "-c", "core.quotepath=true", "diff", "--cached", "--binary", "-M")
+    assert '"b/\\303\\274.py"' in patch or "rename to \"\\303\\274.py\"" in patch
+    assert sorted(files_in(patch)) == ["tests empty", "x b/y.bin", "ü.py"]

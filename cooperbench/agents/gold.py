@@ -11,6 +11,7 @@ import os
 import shlex
 import time
 
+from ..patchcheck import ensure_safe
 from ..patchutil import files_in
 from . import AgentContext, AgentResult
 
@@ -18,6 +19,7 @@ WAIT_SECONDS = float(os.environ.get("COOPERBENCH_GOLD_WAIT", "30"))
 
 
 def _apply(ctx: AgentContext, patch: str, name: str) -> tuple[bool, str]:
+    ensure_safe(patch, f"{ctx.task.key}: {name}")  # a malicious dataset patch is bad input, never applied
     path = f"{ctx.sandbox.files_dir}/{name}"
     ctx.sandbox.write_file(path, patch.encode("utf-8", "surrogateescape"))
     p = shlex.quote(path)

@@ -5,6 +5,9 @@ installs it as far as `importlib.metadata` is concerned: exactly how another pac
 would add an agent or a backend.
 """
 
+import os
+from pathlib import Path
+
 from cooperbench.agents import AgentContext, AgentResult
 from cooperbench.sandbox import SandboxError
 from cooperbench.sandbox.local import LocalBackend
@@ -40,3 +43,18 @@ class SleepyAgent:
     def run(self, ctx: AgentContext) -> AgentResult:
         ctx.sandbox.exec("touch /tmp/sleepy-started; sleep 300", timeout=400)
         return AgentResult("Submitted", steps=1)
+
+
+class FlakyBackend(LocalBackend):
+    """Every agent sandbox fails to start the first time (a marker file per pair and agent in
+    $COOPERBENCH_FLAKY_DIR remembers it), then starts: a transient infrastructure failure."""
+
+    name = "flaky"
+
+    def create(self, task, *, labels, **options):
+        name = f"{labels.get('pair', '')}-{labels.get('agent')}".replace("/", "_")
+        marker = Path(os.environ["COOPERBENCH_FLAKY_DIR"]) / name
+        if labels.get("role") != "eval" and not marker.exists():
+            marker.write_text("failed once\n")
+            raise SandboxError("the container engine hiccupped")
+        return super().create(task, labels=labels, **options)
