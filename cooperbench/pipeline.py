@@ -77,22 +77,22 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         task = Dataset(Path(spec.dataset)).task(pair.repo, pair.task_id)
         feats = [task.feature(n) for n in features]
         agent = get_agent(spec.agent)
-        team_ids = [a for a, _ in spec.agents(pair)]
-        if len(team_ids) > 1 and mailbox_url and (spec.messaging or spec.git):
-            teamstart.wait_for_team(mailbox_url, spec.name, pair.key, agent_id, team_ids, spec.team_start_timeout)
-        team = spec.git and spec.setting == "coop"
+        team = [a for a, _ in spec.agents(pair)]
+        teammates = [a for a in team if a != agent_id]
+        if teammates and mailbox_url and (spec.messaging or spec.git):
+            teamstart.wait_for_team(mailbox_url, spec.name, pair.key, agent_id, team, spec.team_start_timeout)
+        shared_remote = spec.git and bool(teammates)
         remote = teamremote.ensure(spec.name, pair.key, RepoCache().base(task.repo_url, task.base_commit)) \
-            if team else None
+            if shared_remote else None
         sandbox = track(backend_for(spec).create(
             task, labels={"experiment": spec.name, "pair": pair.key, "agent": agent_id},
             **({"team_remote": str(remote)} if remote else {})))
         capture.prepare(sandbox)
         mailbox = None
-        teammates = [a for a, _ in spec.agents(pair) if a != agent_id]
-        if spec.setting == "coop" and spec.messaging and mailbox_url:
+        if teammates and spec.messaging and mailbox_url:
             mailbox = Mailbox(mailbox_url, spec.name, pair.key).for_agent(agent_id)
         ctx = AgentContext(spec.name, pair.key, agent_id, teammates, task, feats, sandbox, mailbox,
-                           spec.model, spec.agent_config, teamremote.REMOTE_NAME if team else None)
+                           spec.model, spec.agent_config, teamremote.REMOTE_NAME if shared_remote else None)
         try:
             result = agent.run(ctx)
         except (SandboxError, redis.RedisError, UserError):
