@@ -237,16 +237,25 @@ def dataset_validate(as_json, features, dataset, repo, task, subset):
     from .sandbox import get_backend
 
     ds = Dataset(settings.dataset_dir(dataset))
-    tasks = [t for t in ds.tasks if (repo is None or t.repo == repo) and (task is None or t.task_id == task)]
+    only = None
+    if features or subset:  # the features of the pairs these filters select
+        _, pairs = api.select_pairs(dataset, repo, task, _features(features), subset)
+        only = {}
+        for p in pairs:
+            only.setdefault(f"{p.repo}/task{p.task_id}", set()).update(p.features)
+        if features:  # -f names the features themselves, not every feature they are paired with
+            only = {key: numbers & set(_features(features)) for key, numbers in only.items()}
+    tasks = [t for t in ds.tasks if (repo is None or t.repo == repo) and (task is None or t.task_id == task)
+             and (only is None or t.key in only)]
     if not tasks:
         raise UserError("no tasks match the filters")
-    problems = validate(ds, get_backend("local", hide=[ds.root]), tasks)
+    problems = validate(ds, get_backend("local", hide=[ds.root]), tasks, only=only)
     if as_json:
         click.echo(json.dumps([p.__dict__ for p in problems], indent=2))
     else:
         for p in problems:
             click.echo(str(p))
-        n = sum(len(t.features) for t in tasks)
+        n = sum(len(only[t.key]) if only is not None else len(t.features) for t in tasks)
         click.echo(f"{len(tasks)} task(s), {n} feature(s): {len(problems)} problem(s)")
     if problems:
         sys.exit(1)

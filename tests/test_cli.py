@@ -132,3 +132,14 @@ def test_broken_pairs_are_recorded_and_the_rest_complete(dataset_copy, tmp_path)
             assert not r["both_passed"]
         else:
             assert r["error"] is None and r["merge_status"] in ("clean", "conflicts")
+
+
+def test_dataset_validate_honours_feature_and_subset_filters(dataset_copy):
+    task = Dataset(dataset_copy).tasks[0]
+    (task.feature(1).path / "feature.patch").write_text("")  # feature 1 is broken, feature 2 is fine
+    one = run_cli("dataset", "validate", "--dataset", str(dataset_copy), "-r", task.repo, "-f", "2", "--json")
+    assert one.returncode == 0 and json.loads(one.stdout) == []  # only feature 2 was checked
+    both = run_cli("dataset", "validate", "--dataset", str(dataset_copy), "-r", task.repo, "-f", "1,2")
+    assert both.returncode == 1 and "2 feature(s): 1 problem(s)" in both.stdout
+    lite = run_cli("dataset", "validate", "--dataset", str(dataset_copy), "-s", "lite", "-r", "minicalc_task")
+    assert lite.returncode == 0 and "1 task(s), 3 feature(s): 0 problem(s)" in lite.stdout  # pairs 1-3 and 3-4
