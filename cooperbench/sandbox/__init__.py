@@ -32,6 +32,17 @@ class ExecResult:
     timed_out: bool = False
 
 
+MAX_OUTPUT = 4 * 1024 * 1024  # a command's output kept, half from its start and half from its end
+
+
+def trim_output(data: bytes) -> str:
+    """A command's output as text, its middle cut out when it is longer than MAX_OUTPUT bytes."""
+    if len(data) > MAX_OUTPUT:
+        half = MAX_OUTPUT // 2
+        data = data[:half] + b"\n... [output truncated] ...\n" + data[-half:]
+    return data.decode("utf-8", "replace")
+
+
 class SandboxError(RuntimeError):
     """The sandbox itself failed (could not start, died): an infrastructure failure."""
 

@@ -32,10 +32,9 @@ from pathlib import Path
 
 from ..repocache import _locked
 from ..settings import UserError
-from . import ExecResult, SandboxError, images
+from . import ExecResult, SandboxError, images, trim_output
 
 log = logging.getLogger(__name__)
-MAX_OUTPUT = 4 * 1024 * 1024
 LABEL = "cooperbench"
 OWNER = "cooperbench.owner"
 GIT_NETWORK = "cooperbench-git-net"
@@ -87,13 +86,6 @@ def _name(labels: dict[str, str]) -> str:
     return f"cb-{slug or 'sandbox'}-{uuid.uuid4().hex[:8]}"
 
 
-def _trim(data: bytes) -> str:
-    if len(data) > MAX_OUTPUT:
-        half = MAX_OUTPUT // 2
-        data = data[:half] + b"\n... [output truncated] ...\n" + data[-half:]
-    return data.decode("utf-8", "replace")
-
-
 def _host_lock(name: str):
     """A lock shared by every process of this host (whatever their cache folders)."""
     return _locked(Path(tempfile.gettempdir()) / "cooperbench-docker" / name)
@@ -132,7 +124,7 @@ class DockerSandbox:
             api.close()
         duration = time.monotonic() - start
         timed_out = code == 137 and duration >= timeout * 0.95
-        return ExecResult(-9 if timed_out else int(code if code is not None else -1), _trim(out), duration, timed_out)
+        return ExecResult(-9 if timed_out else int(code if code is not None else -1), trim_output(out), duration, timed_out)
 
     def write_file(self, path: str, data: bytes) -> None:
         path = os.path.normpath(path)

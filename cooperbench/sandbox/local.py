@@ -23,11 +23,10 @@ from pathlib import Path
 from .. import settings
 from ..repocache import RepoCache, git
 from ..teamremote import REMOTE_NAME
-from . import ExecResult, SandboxError
+from . import ExecResult, SandboxError, trim_output
 
 log = logging.getLogger(__name__)
 _warned = False
-MAX_OUTPUT = 4 * 1024 * 1024
 
 
 def _command_env(home: Path) -> dict[str, str]:
@@ -39,13 +38,6 @@ def _command_env(home: Path) -> dict[str, str]:
         if name in os.environ:
             env[name] = os.environ[name]
     return env
-
-
-def _trim(data: bytes) -> str:
-    if len(data) > MAX_OUTPUT:
-        half = MAX_OUTPUT // 2
-        data = data[:half] + b"\n... [output truncated] ...\n" + data[-half:]
-    return data.decode("utf-8", "replace")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -109,7 +101,7 @@ class LocalSandbox:
         if self.closed:
             raise SandboxError("the sandbox was closed while the command ran")
         code = proc.returncode if not timed_out else -signal.SIGKILL
-        return ExecResult(code, _trim(out), time.monotonic() - start, timed_out)
+        return ExecResult(code, trim_output(out), time.monotonic() - start, timed_out)
 
     def _own(self, path: str) -> Path:
         resolved = Path(path).resolve()

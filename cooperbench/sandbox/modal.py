@@ -22,9 +22,8 @@ import shlex
 import time
 
 from ..settings import UserError
-from . import ExecResult, SandboxError, images
+from . import ExecResult, SandboxError, images, trim_output
 
-MAX_OUTPUT = 4 * 1024 * 1024
 
 
 def _modal():
@@ -61,11 +60,9 @@ class ModalSandbox:
         except Exception as exc:
             raise SandboxError(f"exec in the modal sandbox failed: {exc}") from exc
         out = out.encode("utf-8", "replace") if isinstance(out, str) else (out or b"")
-        if len(out) > MAX_OUTPUT:
-            out = out[:MAX_OUTPUT // 2] + b"\n... [output truncated] ...\n" + out[-MAX_OUTPUT // 2:]
         duration = time.monotonic() - start
         timed_out = code == 137 and duration >= timeout * 0.95
-        return ExecResult(-9 if timed_out else int(code), out.decode("utf-8", "replace"), duration, timed_out)
+        return ExecResult(-9 if timed_out else int(code), trim_output(out), duration, timed_out)
 
     def write_file(self, path: str, data: bytes) -> None:
         self.exec(f"mkdir -p {shlex.quote(posixpath.dirname(path))}", timeout=60, confined=False)
