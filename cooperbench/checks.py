@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import Dataset, Pair, Task
+from .dataset import Dataset, Pair, Task, read_task_file
 from .evaluation import run_feature_tests
 from .patchcheck import ensure_safe, patch_error
 from .repocache import GitError, RepoCache, git
@@ -45,6 +45,11 @@ def validate(dataset: Dataset, backend: SandboxBackend, tasks: list[Task] | None
         if not (task.path / "run_tests.sh").is_file():
             problems.append(Violation(task.key, None, "missing run_tests.sh"))
             continue
+        try:
+            read_task_file(task.path, "run_tests.sh")  # one refused (a symlink out, too big) is a problem
+        except UserError as exc:
+            problems.append(Violation(task.key, None, str(exc)))
+            continue
         if len(task.features) < 2:
             problems.append(Violation(task.key, None, f"has {len(task.features)} feature(s); a pair needs 2"))
         try:
@@ -71,15 +76,24 @@ def _check_feature(sandbox, task: Task, feature) -> list[Violation]:
             out.append(Violation(task.key, feature.number, f"missing {name}"))
     if out:
         return out
-    for name, text in (("feature.patch", feature.gold_patch), ("tests.patch", feature.tests_patch)):
-        if error := patch_error(text, name):
+    texts = {}
+    for name in ("feature.md", "feature.patch", "tests.patch"):
+        try:
+            texts[name] = feature.read_text(name)
+        except UserError as exc:  # refused: a symlink out of the task folder, not a file, too big
+            out.append(Violation(task.key, feature.number, str(exc)))
+    if out:
+        return out
+    for name in ("feature.patch", "tests.patch"):
+        if error := patch_error(texts[name], name):
             out.append(Violation(task.key, feature.number, error))
     if out:
         return out  # never applied, not even to see the tests fail
     on_base = run_feature_tests(sandbox, task, feature, ref="HEAD", timeout=600)
     if on_base.passed:
         out.append(Violation(task.key, feature.number, "tests pass on the base commit (they must fail)"))
-    with_gold = run_feature_tests(sandbox, task, feature, ref="HEAD", extra_patch=feature.gold_patch, timeout=600)
+    with_gold = run_feature_tests(sandbox, task, feature, ref="HEAD", extra_patch=texts["feature.patch"],
+                                  timeout=600)
     if not with_gold.passed:
         tail = with_gold.output.strip().splitlines()[-1:] or ["no output"]
         out.append(Violation(task.key, feature.number,

@@ -5,14 +5,20 @@ Layout (unchanged from the published benchmark): `<root>/<repo>/task<id>/` holdi
 `runner.sh` / `run_tests.sh` pair that runs a feature's tests, and `feature<N>/` folders
 with `feature.md`, `feature.patch` and `tests.patch`. `<root>/subsets/*.json` name pair
 subsets. Other files the published dataset carries are ignored.
+
+Every read of a task's own files goes through `read_task_file` (or `read_task_text`): a file
+that resolves outside its task folder (a symlink out, `..`), is not a regular file, or is
+over MAX_TASK_FILE_BYTES is refused with a one-line UserError and never read.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shlex
+import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +29,10 @@ _TASK_DIR = re.compile(r"^task(\d+)$")
 _FEATURE_DIR = re.compile(r"^feature(\d+)$")
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
+# The largest task file read. Above patchcheck.MAX_PATCH_BYTES (20 MiB), so an oversized
+# patch still gets the patch checker's own message.
+MAX_TASK_FILE_BYTES = 32 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Feature:
@@ -31,15 +41,19 @@ class Feature:
 
     @property
     def spec(self) -> str:
-        return (self.path / "feature.md").read_text(encoding="utf-8", errors="replace")
+        return self.read_text("feature.md", errors="replace")
 
     @property
     def gold_patch(self) -> str:
-        return _read_required(self.path / "feature.patch")
+        return self.read_text("feature.patch")
 
     @property
     def tests_patch(self) -> str:
-        return _read_required(self.path / "tests.patch")
+        return self.read_text("tests.patch")
+
+    def read_text(self, name: str, errors: str = "surrogateescape") -> str:
+        """The feature folder's file `name`, checked as a file of its task folder."""
+        return read_task_text(self.path.parent, f"{self.path.name}/{name}", errors=errors)
 
 
 @dataclass(frozen=True)
@@ -191,23 +205,52 @@ def _numbers(features: dict) -> str:
     return ", ".join(map(str, features)) or "none"
 
 
-def _read_required(path: Path) -> str:
+def read_task_file(task_dir: Path, name: str, *, limit: int = MAX_TASK_FILE_BYTES) -> bytes:
+    """The bytes of the file `name` (relative to `task_dir`, may name a subfolder).
+
+    Refused with a one-line UserError, before anything is read, when the file resolves
+    outside the task folder (a symlink out, `..`), is not a regular file, or is larger than
+    `limit` bytes. A symlink that stays inside the task folder is followed.
+    """
+    path = Path(task_dir) / name
     try:
-        return path.read_text(encoding="utf-8", errors="surrogateescape")
+        real = path.resolve(strict=True)
+        folder = Path(task_dir).resolve(strict=True)
     except FileNotFoundError:
         raise UserError(f"missing {path.name} in {path.parent}") from None
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        raise UserError(f"task file {path} refused: cannot resolve it ({type(exc).__name__})") from None
+    if not real.is_relative_to(folder):
+        raise UserError(f"task file {path} refused: it leads outside its task folder, to {real}")
+    info = real.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"task file {path} refused: not a regular file")
+    if info.st_size > limit:
+        raise UserError(f"task file {path} refused: {info.st_size} bytes, over the limit of {limit}")
+    fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())  # the file opened is the file checked, even if it was swapped
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            raise UserError(f"task file {path} refused: it changed while being read")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise UserError(f"task file {path} refused: over the limit of {limit} bytes")
+    return data
+
+
+def read_task_text(task_dir: Path, name: str, *, errors: str = "surrogateescape") -> str:
+    """`read_task_file` decoded as UTF-8."""
+    return read_task_file(task_dir, name).decode("utf-8", errors)
 
 
 def _upstream_of(task_dir: Path) -> tuple[str, str]:
     """Find the clone source and base commit from the Dockerfile, else from setup.sh."""
-    dockerfile = task_dir / "Dockerfile"
-    if dockerfile.is_file():
-        found = _parse_dockerfile(dockerfile.read_text(errors="replace"), task_dir)
+    if (task_dir / "Dockerfile").is_file():
+        found = _parse_dockerfile(read_task_text(task_dir, "Dockerfile", errors="replace"), task_dir)
         if found:
             return found
-    setup = task_dir / "setup.sh"
-    if setup.is_file():
-        found = _parse_setup_sh(setup.read_text(errors="replace"))
+    if (task_dir / "setup.sh").is_file():
+        found = _parse_setup_sh(read_task_text(task_dir, "setup.sh", errors="replace"))
         if found:
             return found
     raise UserError(f"{task_dir}: cannot find the upstream repository and base commit in Dockerfile or setup.sh")

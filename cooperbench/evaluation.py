@@ -16,7 +16,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dataset import Feature, Task
+from .dataset import Feature, Task, read_task_file
 from .patchcheck import ensure_safe, failed, patch_error
 from .patchutil import drop_test_files
 from .sandbox import Sandbox, SandboxBackend, SandboxError, track
@@ -137,11 +137,10 @@ def _test_command(sandbox: Sandbox, task: Task, patch_paths: list[str]) -> str:
     custom = getattr(sandbox, "test_command", None)  # backends that run the image's runner.sh
     if custom is not None:
         return custom(task, patch_paths)
-    script = task.path / "run_tests.sh"
-    if not script.is_file():
+    if not (task.path / "run_tests.sh").is_file():
         raise SandboxError(f"{task.key} has no run_tests.sh")
     target = f"{sandbox.files_dir}/run_tests.sh"
-    sandbox.write_file(target, script.read_bytes())
+    sandbox.write_file(target, read_task_file(task.path, "run_tests.sh"))
     return " ".join(shlex.quote(a) for a in ["bash", target, sandbox.repo_dir, *patch_paths])
 
 

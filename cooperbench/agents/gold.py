@@ -11,6 +11,7 @@ import os
 import shlex
 import time
 
+from ..dataset import read_task_text
 from ..patchcheck import ensure_safe
 from ..patchutil import files_in
 from . import AgentContext, AgentResult
@@ -48,10 +49,9 @@ class GoldAgent:
             trajectory.append({"role": "apply", "feature": feat.number, "ok": ok, "output": output[-2000:]})
             if not ok:
                 break
-        combined = ctx.task.path / "combined.patch"
-        if not ok and len(ctx.features) > 1 and combined.is_file():
+        if not ok and len(ctx.features) > 1 and (ctx.task.path / "combined.patch").is_file():
             ctx.sandbox.exec("git reset --quiet --hard && git clean -qfd", timeout=120)
-            ok, output = _apply(ctx, combined.read_text(errors="surrogateescape"), "combined.patch")
+            ok, output = _apply(ctx, read_task_text(ctx.task.path, "combined.patch"), "combined.patch")
             trajectory.append({"role": "apply", "feature": "combined", "ok": ok, "output": output[-2000:]})
 
         if ctx.mailbox is not None and ctx.teammates:

@@ -30,6 +30,7 @@ import time
 import uuid
 from pathlib import Path
 
+from ..dataset import read_task_file
 from ..repocache import _locked
 from ..settings import UserError
 from . import ExecResult, SandboxError, images, trim_output
@@ -149,10 +150,9 @@ class DockerSandbox:
             self._has_runner = self.exec(f"test -x {images.RUNNER}", timeout=60).exit_code == 0
         if self._has_runner:
             return images.runner_command(patch_paths)
-        script = task.path / "run_tests.sh"
-        if not script.is_file():
+        if not (task.path / "run_tests.sh").is_file():
             raise SandboxError(f"{task.key}: the image has no runner.sh and the task no run_tests.sh")
-        self.write_file(f"{self.files_dir}/run_tests.sh", script.read_bytes())
+        self.write_file(f"{self.files_dir}/run_tests.sh", read_task_file(task.path, "run_tests.sh"))
         return images.host_runner_command(self.files_dir, self.repo_dir, patch_paths)
 
     def close(self) -> None:

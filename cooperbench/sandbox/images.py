@@ -5,7 +5,8 @@ repository-sanitizing script and the test command.
   (prefix `COOPERBENCH_IMAGE_PREFIX`, default `akhatua/cooperbench-`; empty = never pull).
 - Otherwise the image is built from the task folder's Dockerfile, tagged by a hash of its
   build inputs: every file of the task folder except the feature folders (gold patches
-  never enter an image), plus the `BASE_IMAGE` build argument.
+  never enter an image), plus the `BASE_IMAGE` build argument. The files are read through
+  `dataset.read_task_file`, so one that leads outside the task folder or is too big is refused.
 - Published images clone the whole upstream history, so before a sandbox uses an image the
   `sanitize_script` leaves the repository at /workspace/repo holding the base commit and
   nothing after it (no other refs, tags, remotes, reflog), on branch `main`, with a git
@@ -25,6 +26,8 @@ import shlex
 import tarfile
 import time
 from pathlib import Path
+
+from ..dataset import read_task_file
 
 DEFAULT_PREFIX = "akhatua/cooperbench-"
 REPO_DIR = "/workspace/repo"
@@ -75,8 +78,9 @@ def build_hash(task_dir: Path, base: str | None = None) -> str:
     task_dir = Path(task_dir)
     h = hashlib.sha256(f"BASE_IMAGE={base or ''}\n".encode())
     for path in _context_files(task_dir):
-        h.update(str(path.relative_to(task_dir)).encode() + b"\0")
-        h.update(hashlib.sha256(path.read_bytes()).digest())
+        name = str(path.relative_to(task_dir))
+        h.update(name.encode() + b"\0")
+        h.update(hashlib.sha256(read_task_file(task_dir, name)).digest())
     return h.hexdigest()[:16]
 
 

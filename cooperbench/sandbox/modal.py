@@ -21,6 +21,7 @@ import posixpath
 import shlex
 import time
 
+from ..dataset import read_task_file
 from ..settings import UserError
 from . import ExecResult, SandboxError, images, trim_output
 
@@ -83,7 +84,7 @@ class ModalSandbox:
             self._has_runner = self.exec(f"test -x {images.RUNNER}", timeout=60).exit_code == 0
         if self._has_runner:
             return images.runner_command(patch_paths)
-        self.write_file(f"{self.files_dir}/run_tests.sh", (task.path / "run_tests.sh").read_bytes())
+        self.write_file(f"{self.files_dir}/run_tests.sh", read_task_file(task.path, "run_tests.sh"))
         return images.host_runner_command(self.files_dir, self.repo_dir, patch_paths)
 
     def close(self) -> None:

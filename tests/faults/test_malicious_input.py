@@ -1,14 +1,17 @@
-"""Malicious or broken patches (dataset gold/tests patches, agent patches) are refused, never applied.
+"""Malicious or broken patches (dataset gold/tests patches, agent patches) are refused, never applied,
+and a dataset's own files that link out of their task folder, are not files or are huge are never read.
 
 Every attack targets files named `pwned*` in a `victim` folder next to the repository (or
 inside the repository's `.git`); after each attempt no such file exists anywhere. Where
 git alone would already refuse, the test records that too, so it is clear which refusals
-are git's and which are ours (cooperbench.patchcheck).
+are git's and which are ours (cooperbench.patchcheck). The task-file attacks link to a
+`secret` file next to the dataset; afterwards its content is in no output and no file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -18,11 +21,13 @@ import pytest
 
 from cooperbench import patchcheck
 from cooperbench.checks import conflicts
-from cooperbench.dataset import Dataset, Pair
-from cooperbench.evaluation import apply_on_branch, evaluate
+from cooperbench.dataset import MAX_TASK_FILE_BYTES, Dataset, Pair, read_task_file
+from cooperbench.evaluation import apply_on_branch, evaluate, run_feature_tests
 from cooperbench.patchcheck import PatchRejected, check_patch, ensure_safe, patch_error
 from cooperbench.repocache import RepoCache
+from cooperbench.sandbox import images
 from cooperbench.sandbox.local import LocalBackend
+from cooperbench.settings import UserError
 from ..conftest import run_cli
 
 
@@ -281,3 +286,200 @@ def test_gold_agent_malicious_patch_is_bad_input(tmp_path, dataset_copy, monkeyp
     _, row, evaluate_it = _run_gold(tmp_path, dataset_copy, monkeypatch)
     assert row.error.startswith("bad input: "), row.error
     assert evaluate_it()["error_kind"] == "input"
+
+
+# --- the dataset's own files (cooperbench.dataset.read_task_file) ---------------------------------
+
+SECRET = "TOP-SECRET-7f3a9c-never-read"
+
+
+def _secret(tmp_path: Path) -> Path:
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    return secret
+
+
+def _link(path: Path, target: Path | str) -> None:
+    """Replace the task file `path` by a symlink to `target`."""
+    path.unlink(missing_ok=True)
+    path.symlink_to(target)
+
+
+def _secret_nowhere(root: Path, *texts: str) -> None:
+    """The secret's content is in no output and in no file under `root` but the secret itself."""
+    for text in texts:
+        assert SECRET not in text
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.name != "secret":
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_feature_file_linking_out_of_its_task_is_refused_unread(tmp_path, dataset_copy):
+    secret = _secret(tmp_path)
+    feature = Dataset(dataset_copy).tasks[0].feature(1)
+    for name, read in (("feature.md", lambda: feature.spec), ("feature.patch", lambda: feature.gold_patch),
+                       ("tests.patch", lambda: feature.tests_patch)):
+        original = (feature.path / name).read_bytes()
+        _link(feature.path / name, secret)
+        with pytest.raises(UserError) as caught:
+            read()
+        message = str(caught.value)
+        assert message == f"task file {feature.path / name} refused: it leads outside its task folder, to {secret}"
+        assert SECRET not in message
+        (feature.path / name).unlink()
+        (feature.path / name).write_bytes(original)
+    task = Dataset(dataset_copy).tasks[0]
+    with pytest.raises(UserError, match="leads outside its task folder"):  # `..` is refused the same way
+        read_task_file(task.path, "../../../secret")
+
+
+def test_a_gold_run_with_a_feature_patch_linking_out_is_bad_input(tmp_path, dataset_copy, monkeypatch):
+    from cooperbench import db
+    from cooperbench.experiment import ExperimentSpec, agent_run_id
+    from cooperbench.pipeline import evaluate_pair, run_agent
+
+    monkeypatch.setenv("COOPERBENCH_SCRATCH", str(tmp_path / "sandboxes"))
+    monkeypatch.setenv("COOPERBENCH_CACHE", str(tmp_path / "cache"))
+    secret = _secret(tmp_path)
+    task = Dataset(dataset_copy).tasks[0]
+    _link(task.feature(1).path / "feature.patch", secret)
+    database = f"sqlite:///{tmp_path / 'r.db'}"
+    spec = ExperimentSpec(name="leak", setting="solo", agent="gold", messaging=False, dataset=str(dataset_copy),
+                          logs=str(tmp_path / "logs"), test_timeout=120)
+    pair = Pair(task.repo, task.task_id, (1, 2))
+    summary = run_agent(spec, pair, "solo", pair.features, None, database)
+    row = db.get(database, db.AgentRun, agent_run_id(spec.name, pair, "solo"))
+    assert summary["status"] == "Error"
+    assert row.error.startswith("bad input: task file ") and "feature1/feature.patch refused" in row.error, row.error
+    result = evaluate_pair(spec, pair, None, database)
+    assert result["error_kind"] == "input", result
+    _secret_nowhere(tmp_path, json.dumps(result), row.error, row.patch or "")
+
+
+def test_run_tests_sh_linking_out_is_never_copied_into_a_sandbox(tmp_path, dataset_copy):
+    secret = _secret(tmp_path)
+    task = Dataset(dataset_copy).tasks[0]
+    _link(task.path / "run_tests.sh", secret)
+    backend = LocalBackend(cache=RepoCache(tmp_path / "cache"), scratch=tmp_path / "sandboxes")
+    sandbox = backend.create(task, labels={"pair": task.key, "agent": "eval"})
+    try:
+        with pytest.raises(UserError, match=r"run_tests.sh refused: it leads outside its task folder"):
+            run_feature_tests(sandbox, task, task.feature(2))
+        _secret_nowhere(tmp_path / "sandboxes")  # the sandbox is still open: nothing of the secret in it
+    finally:
+        sandbox.close()
+    with pytest.raises(UserError, match="run_tests.sh refused"):  # and the whole evaluation refuses
+        evaluate(task, [2], {"agent2": task.feature(2).gold_patch}, backend, test_timeout=120)
+
+
+def test_evaluate_pair_reports_run_tests_sh_linking_out_as_bad_input(tmp_path, dataset_copy, monkeypatch):
+    from cooperbench.experiment import ExperimentSpec
+    from cooperbench.pipeline import evaluate_pair, run_agent
+
+    monkeypatch.setenv("COOPERBENCH_SCRATCH", str(tmp_path / "sandboxes"))
+    monkeypatch.setenv("COOPERBENCH_CACHE", str(tmp_path / "cache"))
+    task = Dataset(dataset_copy).tasks[0]
+    _link(task.path / "run_tests.sh", _secret(tmp_path))
+    database = f"sqlite:///{tmp_path / 'r.db'}"
+    spec = ExperimentSpec(name="leak", setting="solo", agent="gold", messaging=False, dataset=str(dataset_copy),
+                          logs=str(tmp_path / "logs"), test_timeout=120)
+    pair = Pair(task.repo, task.task_id, (1, 2))
+    assert run_agent(spec, pair, "solo", pair.features, None, database)["status"] == "Submitted"
+    result = evaluate_pair(spec, pair, None, database)
+    assert result["error_kind"] == "input", result
+    assert result["error"].startswith("bad input: task file ") and "run_tests.sh refused" in result["error"]
+    _secret_nowhere(tmp_path, json.dumps(result))
+
+
+def test_a_huge_task_file_is_refused_without_being_read(tmp_path, dataset_copy):
+    task = Dataset(dataset_copy).tasks[0]
+    huge = task.feature(2).path / "tests.patch"
+    huge.write_bytes(b"")
+    os.truncate(huge, 1024**3)  # sparse: no disk used; reading it would take long and need GiBs of memory
+    message = f"task file {huge} refused: {1024**3} bytes, over the limit of {MAX_TASK_FILE_BYTES}"
+    with pytest.raises(UserError) as caught:
+        task.feature(2).tests_patch
+    assert str(caught.value) == message
+    backend = LocalBackend(cache=RepoCache(tmp_path / "cache"), scratch=tmp_path / "sandboxes")
+    with pytest.raises(UserError, match="over the limit"):
+        evaluate(task, [2], {"agent2": task.feature(2).gold_patch}, backend, test_timeout=120)
+    # a patch over the patch checker's own limit but under the file limit still gets its message
+    assert MAX_TASK_FILE_BYTES > patchcheck.MAX_PATCH_BYTES
+    os.truncate(huge, patchcheck.MAX_PATCH_BYTES + 1024**2)
+    with pytest.raises(PatchRejected, match=r"tests.patch rejected: patch is \d+ bytes, over the limit"):
+        evaluate(task, [2], {"agent2": task.feature(2).gold_patch}, backend, test_timeout=120)
+
+
+def test_a_task_file_that_is_not_a_regular_file_is_refused(tmp_path, dataset_copy):
+    feature = Dataset(dataset_copy).tasks[0].feature(1)
+    fifo = feature.path / "feature.patch"
+    fifo.unlink()
+    os.mkfifo(fifo)  # opening it to read would block for ever
+    with pytest.raises(UserError, match=r"feature.patch refused: not a regular file"):
+        feature.gold_patch
+    _link(fifo, "/dev/zero")
+    with pytest.raises(UserError, match="leads outside its task folder, to /dev/zero"):
+        feature.gold_patch
+
+
+def test_a_symlink_inside_the_task_folder_still_works(tmp_path, dataset_copy):
+    task = Dataset(dataset_copy).tasks[0]
+    shared = task.path / "shared"
+    shared.mkdir()
+    f2 = task.feature(2).path
+    gold = task.feature(2).gold_patch
+    for name in ("feature.patch", "tests.patch"):
+        (f2 / name).rename(shared / f"f2-{name}")
+        (f2 / name).symlink_to(f"../shared/f2-{name}")
+    (task.path / "run_tests.sh").rename(shared / "run_tests.sh")
+    (task.path / "run_tests.sh").symlink_to("shared/run_tests.sh")
+    assert task.feature(2).gold_patch == gold
+    assert read_task_file(task.path, "feature2/../run_tests.sh") == (shared / "run_tests.sh").read_bytes()
+    assert images.build_hash(task.path)  # the image's build inputs are read through the same check
+    backend = LocalBackend(cache=RepoCache(tmp_path / "cache"), scratch=tmp_path / "sandboxes")
+    outcome = evaluate(task, [2], {"agent2": gold}, backend, test_timeout=120)
+    assert [(f.feature, f.passed) for f in outcome.features] == [(2, True)], outcome
+    _link(task.path / "runner.sh", _secret(tmp_path))  # a build input linking out is refused too
+    with pytest.raises(UserError, match="runner.sh refused: it leads outside"):
+        images.build_hash(task.path)
+
+
+def test_dataset_validate_reports_a_task_file_linking_out(tmp_path, dataset_copy):
+    secret = _secret(tmp_path)
+    task = Dataset(dataset_copy).tasks[0]
+    script = task.path / "run_tests.sh"
+    original = script.read_bytes()
+    select = ("--dataset", str(dataset_copy), "-r", task.repo, "-t", str(task.task_id), "-f", "1", "--json")
+    _link(script, secret)
+    proc = run_cli("dataset", "validate", *select, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == [{"task": task.key, "feature": None, "problem":
+                                        f"task file {script} refused: it leads outside its task folder, to {secret}"}]
+    script.unlink()
+    script.write_bytes(original)
+    patch = task.feature(1).path / "feature.patch"
+    _link(patch, secret)
+    proc = run_cli("dataset", "validate", *select, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == [{"task": task.key, "feature": 1, "problem":
+                                        f"task file {patch} refused: it leads outside its task folder, to {secret}"}]
+    assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_a_run_with_one_task_linking_out_records_the_other_tasks(tmp_path, dataset_copy):
+    broken = Dataset(dataset_copy).tasks[0]
+    _link(broken.path / "run_tests.sh", _secret(tmp_path))
+    env = {"COOPERBENCH_DB_URL": f"sqlite:///{tmp_path / 'r.db'}", "COOPERBENCH_LOGS": str(tmp_path / "logs"),
+           "COOPERBENCH_SCRATCH": str(tmp_path / "sandboxes")}
+    proc = run_cli("run", "-n", "one-broken", "-a", "gold", "--dataset", str(dataset_copy), "-f", "1,2", "--json",
+                   env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    records = {r["repo"]: r for r in json.loads(proc.stdout)}
+    assert len(records) == len(Dataset(dataset_copy).tasks) == 3
+    for repo, r in records.items():
+        if repo == broken.repo:
+            assert r["error_kind"] == "input" and "run_tests.sh refused" in r["error"], r
+            assert not r["both_passed"]
+        else:
+            assert r["error"] is None and r["merge_status"] in ("clean", "conflicts"), r
+    _secret_nowhere(tmp_path, proc.stdout, proc.stderr)
