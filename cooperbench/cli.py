@@ -52,6 +52,9 @@ def experiment_options(f):
                           "gemini/gemini-3-flash-preview)."),
         click.option("--max-cost", type=float, default=None,
                      help="Cost cap in USD for the whole experiment: no new agent starts once it is spent."),
+        click.option("--time-limit", type=float, default=None,
+                     help="Seconds from submission after which no new agent of the experiment starts (queued "
+                          "pairs are then recorded as not started; running agents finish)."),
         click.option("--team-start-timeout", type=float, default=600.0, show_default=True,
                      help="Seconds a coop agent waits for its teammates to start before the pair is an "
                           "infrastructure error."),

@@ -2,7 +2,8 @@
 
 Every row's primary key is derived from what it describes (experiment, pair, agent,
 feature, message number), so a task that is delivered twice writes the same row twice
-instead of adding a second one.
+instead of adding a second one. A database made by an earlier version gets the columns
+added since (`add_missing_columns`), so its results stay readable and resumable.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, event
+from sqlalchemy import JSON, Column, Text, event, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -51,6 +52,9 @@ class PairRun(SQLModel, table=True):
     clean_success: bool | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
     error_kind: str | None = None  # infra, agent, input
+    # why the team did not run together throughout (a teammate lost mid-run, or one agent ran after
+    # the other had finished); None for an undisturbed pair
+    disruption: str | None = Field(default=None, sa_column=Column(Text))
     submitted_at: datetime = Field(default_factory=now)
     finished_at: datetime | None = None
 
@@ -122,10 +126,34 @@ def engine(url: str):
                 eng = create_engine(url, pool_pre_ping=True)
             try:
                 SQLModel.metadata.create_all(eng)
+                add_missing_columns(eng)
             except (SQLAlchemyError, ValueError) as exc:
                 raise UserError(f"cannot open database {_redact(url)}: {_first_line(exc)}") from None
             _engines[url] = eng
         return _engines[url]
+
+
+def add_missing_columns(eng) -> list[str]:
+    """Add the columns a table of an earlier version lacks (as nullable columns); returns them as table.column."""
+    added = []
+    existing_tables = set(inspect(eng).get_table_names())
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name not in existing_tables:
+            continue
+        have = {c["name"] for c in inspect(eng).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            kind = column.type.compile(dialect=eng.dialect)
+            try:
+                with eng.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+            except SQLAlchemyError:  # another process added it first
+                if column.name not in {c["name"] for c in inspect(eng).get_columns(table.name)}:
+                    raise
+                continue
+            added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def _redact(url: str) -> str:

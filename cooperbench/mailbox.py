@@ -4,7 +4,10 @@ Each agent has an inbox (a Redis list): `send` appends to the recipient's inbox,
 message waits there however late the recipient starts; `receive` takes what is waiting;
 `wait` blocks on the inbox (BLPOP) until a message arrives or the timeout passes. Every
 message is also appended, with a sequence number, sender, recipient and time, to the
-pair's log, which is stored with the pair's results.
+pair's log, which is stored with the pair's results; `replay` rebuilds an agent's inbox
+from that log, so an agent that starts again (its worker died) reads the conversation
+from the beginning. The harness itself puts notices (sender `FARM`, never in the log)
+into an inbox, e.g. that a teammate has finished or was lost (see `liveness`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ from dataclasses import asdict, dataclass
 import redis
 
 TTL_SECONDS = 14 * 24 * 3600
+FARM = "cooperbench"  # the sender of the harness's own notices
+
+
+def pair_prefix(experiment: str, pair: str) -> str:
+    """The prefix of every Redis key of one pair of one experiment."""
+    return f"cooperbench:{experiment}:{pair}"
 
 
 def connect(url: str) -> redis.Redis:
@@ -34,28 +43,69 @@ class Message:
     body: str
     sent_at: float
 
+    @property
+    def from_farm(self) -> bool:
+        return self.sender == FARM
+
 
 class Mailbox:
     """The mailbox of one pair; `for_agent` gives an agent its own view."""
 
     def __init__(self, url: str, experiment: str, pair: str):
         self.redis = connect(url)
-        self.prefix = f"cooperbench:{experiment}:{pair}"
+        self.prefix = pair_prefix(experiment, pair)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
 
     def _inbox(self, agent: str) -> str:
-        return f"{self.prefix}:inbox:{agent}"
+        return self.key(f"inbox:{agent}")
 
     def send(self, sender: str, recipient: str, body: str) -> Message:
-        seq = int(self.redis.incr(f"{self.prefix}:seq"))
+        seq = int(self.redis.incr(self.key("seq")))
         msg = Message(seq, sender, recipient, body, time.time())
         data = json.dumps(asdict(msg))
         with self.redis.pipeline(transaction=True) as p:
             p.rpush(self._inbox(recipient), data)
-            p.rpush(f"{self.prefix}:log", data)
-            for key in (self._inbox(recipient), f"{self.prefix}:log", f"{self.prefix}:seq"):
+            p.rpush(self.key("log"), data)
+            for key in (self._inbox(recipient), self.key("log"), self.key("seq")):
                 p.expire(key, TTL_SECONDS)
             p.execute()
         return msg
+
+    def notify(self, recipient: str, body: str, pipe=None) -> None:
+        """Put a notice of the harness's into an agent's inbox (it wakes a waiting agent; it is not logged).
+
+        With `pipe` (a Redis pipeline) it is queued there, to go with the pipeline's other writes."""
+        data = json.dumps(asdict(Message(0, FARM, recipient, body, time.time())))
+        p = pipe if pipe is not None else self.redis.pipeline(transaction=True)
+        p.rpush(self._inbox(recipient), data)
+        p.expire(self._inbox(recipient), TTL_SECONDS)
+        if pipe is None:
+            p.execute()
+
+    def replay(self, agent: str) -> None:
+        """Make the agent's inbox hold every message ever sent to it, as the log has them.
+
+        On an agent's first start that is what its inbox holds anyway; an agent started
+        again (its worker died, or an infrastructure failure was retried) has read nothing
+        of it in its new run. Done atomically against concurrent sends (WATCH on the log).
+        """
+        inbox, log_key = self._inbox(agent), self.key("log")
+
+        def refill(pipe) -> None:
+            mine = [i for i in pipe.lrange(log_key, 0, -1) if json.loads(i)["recipient"] == agent]
+            pipe.multi()
+            pipe.delete(inbox)
+            if mine:
+                pipe.rpush(inbox, *mine)
+                pipe.expire(inbox, TTL_SECONDS)
+
+        self.redis.transaction(refill, log_key)
+
+    def finished(self, agent: str) -> bool:
+        """Whether the agent's run has ended (the harness marks it; see `liveness`)."""
+        return bool(self.redis.exists(self.key(f"done:{agent}")))
 
     def receive(self, agent: str) -> list[Message]:
         """Everything waiting in the agent's inbox, oldest first (does not block)."""
@@ -74,7 +124,7 @@ class Mailbox:
 
     def log(self) -> list[Message]:
         """Every message sent in this pair, in order."""
-        items = [Message(**json.loads(i)) for i in self.redis.lrange(f"{self.prefix}:log", 0, -1)]
+        items = [Message(**json.loads(i)) for i in self.redis.lrange(self.key("log"), 0, -1)]
         return sorted(items, key=lambda m: m.seq)
 
     def reset(self) -> None:
@@ -102,3 +152,6 @@ class AgentMailbox:
 
     def wait(self, timeout: float) -> list[Message]:
         return self.mailbox.wait(self.agent, timeout)
+
+    def finished(self, teammate: str) -> bool:
+        return self.mailbox.finished(teammate)

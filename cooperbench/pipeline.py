@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 
 import redis
@@ -22,6 +23,7 @@ from .agents import AgentContext, AgentResult, get_agent
 from .dataset import Dataset, Pair
 from .evaluation import EvalOutcome, evaluate, write_logs
 from .experiment import ExperimentSpec, agent_run_id, pair_id
+from .liveness import Watch
 from .mailbox import Mailbox
 from .repocache import RepoCache
 from .results import record
@@ -33,13 +35,23 @@ INFRA = "InfraError"
 # Set when an embedded run is interrupted: tasks still running in this process then record
 # nothing (their sandboxes are gone), so the next run does them again.
 ABANDONED = threading.Event()
-SKIPPED = "Skipped"  # not started: the experiment's cost cap was reached
+SKIPPED = "Skipped"  # not started: the experiment's cost cap or time limit was reached
 NOT_FINAL = (INFRA, SKIPPED)  # agent runs that a later run of the experiment does again
 
 
 def spent(database: str, experiment: str) -> float:
     """The known cost in USD of every agent run of the experiment so far."""
     return sum((r.usage or {}).get("cost_usd") or 0.0 for r in db.query(database, db.AgentRun, experiment=experiment))
+
+
+def budget_spent(spec: ExperimentSpec, database: str) -> str | None:
+    """Why no new agent of the experiment may start (its cost cap or time limit is spent), or None."""
+    if spec.deadline is not None and time.time() >= spec.deadline:
+        ended = datetime.fromtimestamp(spec.deadline, timezone.utc).isoformat(timespec="seconds")
+        return f"the experiment's time limit passed at {ended}"
+    if spec.max_cost is not None and (cost := spent(database, spec.name)) >= spec.max_cost:
+        return f"the experiment's cost cap (${spec.max_cost:g}) is reached (${cost:.4f} spent)"
+    return None
 
 
 def backend_for(spec: ExperimentSpec):
@@ -66,20 +78,30 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
                       features=",".join(map(str, features)), agent=spec.agent, model=spec.model,
                       status=INFRA, started_at=started)
     result: AgentResult | None = None
-    sandbox = None
-    retryable = False
-    if spec.max_cost is not None and (cost := spent(database, spec.name)) >= spec.max_cost:
-        row.status, row.finished_at = SKIPPED, db.now()
-        row.error = f"not started: the experiment's cost cap (${spec.max_cost:g}) is reached (${cost:.4f} spent)"
+    sandbox = watch = None
+    retryable = ended = False
+    team = [a for a, _ in spec.agents(pair)]
+    teammates = [a for a in team if a != agent_id]
+    together = bool(teammates and mailbox_url and (spec.messaging or spec.git))  # teams start together
+    if (why := budget_spent(spec, database)) is not None:
+        if together:
+            try:
+                teamstart.withdraw(mailbox_url, spec.name, pair.key, agent_id, team, why)
+            except redis.RedisError as exc:  # the teammates then give up at their own time-out
+                log.warning("cannot tell the team of %s that %s does not start: %s", pair.key, agent_id, exc)
+        row.status, row.finished_at, row.error = SKIPPED, db.now(), f"not started: {why}"
         db.upsert(database, row)
         return _summary(row)
     try:
         task = Dataset(Path(spec.dataset)).task(pair.repo, pair.task_id)
         feats = [task.feature(n) for n in features]
         agent = get_agent(spec.agent)
-        team = [a for a, _ in spec.agents(pair)]
-        teammates = [a for a in team if a != agent_id]
-        if teammates and mailbox_url and (spec.messaging or spec.git):
+        channel = Mailbox(mailbox_url, spec.name, pair.key) if teammates and mailbox_url else None
+        if together:
+            if spec.messaging:
+                channel.replay(agent_id)  # a restarted agent reads the conversation from the beginning
+            # alive before joining the team: teammates that see this agent started must also see it alive
+            watch = Watch(channel, agent_id, teammates, notify=spec.messaging).start()
             teamstart.wait_for_team(mailbox_url, spec.name, pair.key, agent_id, team, spec.team_start_timeout)
         shared_remote = spec.git and bool(teammates)
         remote = teamremote.ensure(spec.name, pair.key, RepoCache().base(task.repo_url, task.base_commit)) \
@@ -88,9 +110,7 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
             task, labels={"experiment": spec.name, "pair": pair.key, "agent": agent_id},
             **({"team_remote": str(remote)} if remote else {})))
         capture.prepare(sandbox)
-        mailbox = None
-        if teammates and spec.messaging and mailbox_url:
-            mailbox = Mailbox(mailbox_url, spec.name, pair.key).for_agent(agent_id)
+        mailbox = channel.for_agent(agent_id) if channel and spec.messaging else None
         ctx = AgentContext(spec.name, pair.key, agent_id, teammates, task, feats, sandbox, mailbox,
                            spec.model, spec.agent_config, teamremote.REMOTE_NAME if shared_remote else None)
         try:
@@ -100,12 +120,15 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         except Exception as exc:  # the agent's own crash is the agent's failure
             log.exception("agent %s crashed", agent_id)
             result = AgentResult("Error", error=f"{type(exc).__name__}: {exc}")
+        ended = True
         row.patch = capture.capture(sandbox)
         row.status, row.error, row.steps = result.status, result.error, result.steps
         row.messages_sent, row.messages_received, row.usage = (
             result.messages_sent, result.messages_received, result.usage)
     except UserError as exc:
         row.status, row.error = "Error", f"bad input: {exc}"
+    except teamstart.TeammateWithdrew as exc:
+        row.status, row.error = SKIPPED, f"not started: {exc}"
     except Exception as exc:
         log.warning("infrastructure failure in %s %s: %s", pair.key, agent_id, exc)
         row.status, row.error = INFRA, f"{type(exc).__name__}: {exc}"
@@ -113,8 +136,12 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         # worth another try, unless the team never got together (a pool too small stays too small)
         retryable = not isinstance(exc, teamstart.TeamDidNotStart)
     finally:
+        if watch is not None:
+            watch.stop(finished=ended)
         if sandbox is not None:
             sandbox.close()
+    if watch is not None and watch.lost:
+        row.usage = {**(row.usage or {}), "teammates_lost": sorted(watch.lost)}
     row.finished_at, row.duration = db.now(), time.monotonic() - t0
     if ABANDONED.is_set():
         return _summary(row)
@@ -124,6 +151,23 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         "error": row.error, "steps": row.steps, "trajectory": result.trajectory if result else []})
     db.upsert(database, row)
     return _summary(row, retryable)
+
+
+def disruption(spec: ExperimentSpec, runs: dict[str, db.AgentRun | None]) -> str | None:
+    """Why the team of a coop pair did not work together throughout, or None.
+
+    A teammate was lost mid-run (its heartbeat stopped: see `liveness`), or an agent's run
+    began after a teammate's had ended (it was started again after its worker died, or
+    resumed by a later `run`), so it worked without a live teammate.
+    """
+    if len(runs) < 2 or not (spec.messaging or spec.git):
+        return None
+    ran = {a: r for a, r in runs.items() if r is not None and r.status not in NOT_FINAL}
+    reasons = [f"{a} lost {', '.join(r.usage['teammates_lost'])} mid-run" for a, r in ran.items()
+               if (r.usage or {}).get("teammates_lost")]
+    reasons += [f"{a} started after {b} had finished" for a, r in ran.items() for b, other in ran.items()
+                if a != b and r.started_at and other.finished_at and r.started_at > other.finished_at]
+    return "; ".join(reasons) or None
 
 
 def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, database: str | None = None) -> dict:
@@ -178,7 +222,7 @@ def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, dat
         status={"infra": "error", "budget": "skipped"}.get(outcome.error_kind, "done"),
         merge_status=outcome.merge_status, merge_strategy=outcome.merge_strategy, patch_status=outcome.patch_status,
         both_passed=outcome.both_passed, clean_success=outcome.clean_success,
-        error=outcome.error, error_kind=outcome.error_kind, finished_at=db.now())
+        error=outcome.error, error_kind=outcome.error_kind, disruption=disruption(spec, runs), finished_at=db.now())
     existing = db.get(database, db.PairRun, pid)
     if existing is not None:
         pair_row.submitted_at = existing.submitted_at

@@ -24,6 +24,7 @@ def record(row: db.PairRun, passed: dict[int, bool]) -> dict:
         "clean_success": bool(row.clean_success),
         "error": row.error,
         "error_kind": row.error_kind,
+        "disruption": row.disruption,
     }
 
 
@@ -47,6 +48,7 @@ def totals(recs: list[dict]) -> dict:
         "both_passed": sum(r["both_passed"] for r in scored),
         "clean_success": sum(r["clean_success"] for r in scored),
         "conflicts": sum(r["merge_status"] == "conflicts" for r in scored),
+        "disrupted": sum(bool(r["disruption"]) for r in scored),
         "scored": len(scored),
     }
 
@@ -58,6 +60,8 @@ def table(recs: list[dict]) -> str:
         tests = " ".join(("P" if v else "F") for v in r["feature_passed"].values()) or "-"
         merge = f"{r['merge_status'] or r['status']}" + (f"/{r['merge_strategy']}" if r["merge_strategy"] else "")
         err = (f"[{r['error_kind']}] " if r["error_kind"] else "") + (r["error"] or "")
+        if r["disruption"]:
+            err = f"[disrupted] {r['disruption']}" + (f"; {err}" if err else "")
         lines.append(f"{key:44} {merge:14} {tests:10} {'yes' if r['both_passed'] else 'no':5} "
                      f"{'yes' if r['clean_success'] else 'no':5} {err[:80]}")
     t = totals(recs)
@@ -66,6 +70,10 @@ def table(recs: list[dict]) -> str:
     lines.append(f"pairs: {t['pairs']}  finished: {t['finished']}  both passed: {rate(t['both_passed'])}  "
                  f"clean success: {rate(t['clean_success'])}  conflicts: {t['conflicts']}  "
                  f"infrastructure errors: {t['infra_errors']}")
+    if t["disrupted"]:
+        lines.append(f"team disrupted: {t['disrupted']} scored pair(s) whose teammates did not run together "
+                     "throughout (their `disruption` says why)")
     if t["not_started"]:
-        lines.append(f"cost cap reached: {t['not_started']} pair(s) not started (raise --max-cost and run again)")
+        lines.append(f"not started: {t['not_started']} pair(s), as the cost cap or the time limit was reached "
+                     "(raise --max-cost or --time-limit and run again)")
     return "\n".join(lines)

@@ -52,3 +52,59 @@ def test_unreachable_database_is_a_one_line_user_error():
     with pytest.raises(UserError, match="cannot open database") as info:
         db.engine("postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
     assert "secret" not in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_db_url(request, tmp_path):
+    """An empty database of the test's own (a fresh PostgreSQL database is dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from .conftest import PG_ADMIN
+
+    name = f"cooperbench_old_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    yield url
+    eng = db._engines.pop(url, None)
+    if eng is not None:
+        eng.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_a_database_of_an_earlier_version_gets_the_new_columns(fresh_db_url):
+    from sqlalchemy import create_engine, text
+    from sqlmodel import SQLModel
+
+    from cooperbench.results import records
+
+    old = create_engine(fresh_db_url)  # the tables as an earlier version made them, with a result in them
+    SQLModel.metadata.create_all(old)
+    with old.begin() as conn:
+        conn.execute(text('ALTER TABLE pairrun DROP COLUMN disruption'))
+        conn.execute(text('ALTER TABLE evaluation DROP COLUMN timed_out'))
+        conn.execute(text("INSERT INTO pairrun (id, experiment, repo, task_id, features, setting, status, "
+                          "both_passed, clean_success, submitted_at) VALUES ('e|r/task1/f1-f2', 'e', 'r', 1, "
+                          "'1,2', 'coop', 'done', true, true, '2026-01-01 00:00:00')"))
+        conn.execute(text("INSERT INTO evaluation (id, experiment, pair_id, feature, passed, tests_passed, "
+                          "tests_failed, duration) VALUES ('e|r/task1/f1-f2|1', 'e', 'e|r/task1/f1-f2', 1, true, "
+                          "3, 0, 1.0)"))
+    old.dispose()
+
+    db.engine(fresh_db_url)
+    assert db.add_missing_columns(db.engine(fresh_db_url)) == []  # added once, by the first open
+    (rec,) = records(fresh_db_url, "e")
+    assert (rec["both_passed"], rec["disruption"], rec["feature_passed"]) == (True, None, {"1": True})
+    db.upsert(fresh_db_url, _pair(id="e|r/task1/f2-f3", features="2,3", disruption="agent1 lost agent2 mid-run"),
+              db.Evaluation(id="e|r/task1/f2-f3|2", experiment="e", pair_id="e|r/task1/f2-f3", feature=2,
+                            passed=False, timed_out=True))
+    assert db.get(fresh_db_url, db.Evaluation, "e|r/task1/f2-f3|2").timed_out is True
+    assert [r["disruption"] for r in records(fresh_db_url, "e")] == [None, "agent1 lost agent2 mid-run"]

@@ -41,12 +41,12 @@ def test_cost_cap_stops_new_pairs_and_a_higher_cap_finishes_them(dataset_dir, tm
                "COOPERBENCH_LOGS": str(work / "logs"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         proc = _cli(*args, "--max-cost", "0.001", env=env, cwd=work)
         assert proc.returncode == 0, proc.stderr
-        assert "cost cap reached: 3 pair(s) not started" in proc.stdout, proc.stdout
+        assert "not started: 3 pair(s)" in proc.stdout, proc.stdout
         assert len(fake.requests) == 1  # one pair ran (one model call), then the cap held
         assert {k.lower(): v for k, v in fake.requests[0]["headers"].items()}["authorization"] == f"Bearer {KEY}"
 
         proc = _cli(*args, "--max-cost", "0.001", env=env, cwd=work)
-        assert "cost cap reached: 3 pair(s) not started" in proc.stdout and len(fake.requests) == 1
+        assert "not started: 3 pair(s)" in proc.stdout and len(fake.requests) == 1
         proc = _cli(*args, "--max-cost", "1", env=env, cwd=work)  # a higher cap: the rest run, nothing twice
         assert proc.returncode == 0, proc.stderr
         assert "cost cap" not in proc.stdout and len(fake.requests) == 4

@@ -238,8 +238,28 @@ def test_message_to_a_finished_teammate_gets_a_notice(farm, redis_url):
         second.join(60)
     assert row.status == "Submitted" and time.monotonic() - started < 60  # did not wait 120 s for a reply
     assert last_user(fake.requests_for("agent1")[1]) == (
+        "Notice from the harness: agent2 has finished its work and will read no more messages.\n\n"
         "agent2 has already finished; your message was delivered to its log but it will not read it")
     assert [m.body for m in Mailbox(redis_url, spec.name, PAIR.key).log()] == ["Which files do you change?"]
+
+
+def test_a_teammate_finishing_without_a_reply_ends_the_wait_at_once(farm, redis_url):
+    box = {}
+    # agent2 submits, without answering, once agent1 has asked
+    scripts = {"agent1": [bash("send_message --wait agent2 'Do you touch memkv/store.py?'"), SUBMIT],
+               "agent2": [Hold(lambda: box["mailbox"].log(), SUBMIT)]}
+    with FakeOpenAI(scripts) as fake:
+        spec = make_spec(farm, fake, setting="coop", model="openai/shared-model")
+        box["mailbox"] = Mailbox(redis_url, spec.name, PAIR.key)
+        started = time.monotonic()
+        record = run_pair(farm, spec, redis_url)
+    assert time.monotonic() - started < 60  # not the 120 s agent1 was ready to wait
+    assert last_user(fake.requests_for("agent1")[1]) == (
+        "Message sent to agent2. No reply; instead:\n"
+        "Notice from the harness: agent2 has finished its work and will read no more messages.")
+    row = db.get(farm["db"], db.AgentRun, agent_run_id(spec.name, PAIR, "agent1"))
+    assert (row.status, row.messages_sent, row.messages_received) == ("Submitted", 1, 0)
+    assert record["disruption"] is None  # both ran together to their own ends
 
 
 def test_without_messaging_send_message_is_an_ordinary_command(farm):

@@ -58,9 +58,9 @@ class GoldAgent:
             deadline = time.monotonic() + WAIT_SECONDS
             while received < len(ctx.teammates) and time.monotonic() < deadline:
                 for msg in ctx.mailbox.wait(timeout=deadline - time.monotonic()):
-                    received += 1
-                    trajectory.append({"role": "receive", "from": msg.sender, "content": msg.body,
-                                       "time": msg.sent_at})
+                    received += not msg.from_farm  # the harness's notices are not the teammate's
+                    trajectory.append({"role": "notice" if msg.from_farm else "receive", "from": msg.sender,
+                                       "content": msg.body, "time": msg.sent_at})
         steps = len(trajectory)
         if not ok:
             return AgentResult("Error", steps, f"gold patch does not apply: {output.strip()[-300:]}",

@@ -75,8 +75,9 @@ or, for a short message, `send_message {first} "text"` (or single quotes). Write
 `send_message --wait {first} ...` to also wait (up to {message_wait_timeout} seconds) for a \
 reply, which then is your observation. Messages your teammates send you appear at the start \
 of your next observation as "Message from {first}: ...". Use messages to agree on who changes \
-which files and functions and on shared names, so your patches merge cleanly. A teammate who \
-has already finished cannot read messages; the harness tells you when that is the case.
+which files and functions and on shared names, so your patches merge cleanly. The harness \
+tells you ("Notice from the harness: ...") when a teammate has finished, and so reads no more \
+messages, or has stopped unexpectedly; a notice also ends a wait for a reply.
 """
 
 GIT = """

@@ -8,9 +8,10 @@ context-window limit (LimitsExceeded), or on an unusable model or configuration 
 
 In coop with messaging, `send_message [--wait] <teammate> ...` is the harness's own tool:
 the message goes through the pair's mailbox (the sandbox has no network), `--wait` blocks
-for a reply, and messages that arrived are shown at the start of the next observation.
-Every agent marks itself done in Redis when it ends, so a message to a finished teammate
-is answered at once with a notice. All text the agent returns is stripped of API keys.
+for a reply, and messages that arrived are shown at the start of the next observation,
+with the harness's notices (a teammate finished, was lost or runs again; see `liveness`),
+which also end a wait for a reply. A message to a teammate that has already finished is
+answered at once. All text the agent returns is stripped of API keys.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
-
-from ..mailbox import TTL_SECONDS, Message
+from ..mailbox import Message
 from . import AgentContext, AgentResult
 from .llm_actions import (Outgoing, bash_commands, format_reminder, is_send_message, is_submit, observation,
                           parse_send_message)
@@ -32,22 +31,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "gemini/gemini-3-flash-preview"
 
 
-def done_key(ctx: AgentContext, agent_id: str) -> str:
-    return f"{ctx.mailbox.mailbox.prefix}:done:{agent_id}"
-
-
-def mark_done(ctx: AgentContext) -> None:
-    """Tell teammates (through Redis) that this agent reads no more messages."""
-    if ctx.mailbox is None:
-        return
-    try:
-        ctx.mailbox.mailbox.redis.set(done_key(ctx, ctx.agent_id), time.time(), ex=TTL_SECONDS)
-    except redis.RedisError as exc:
-        log.warning("cannot mark %s done in %s: %s", ctx.agent_id, ctx.pair, exc)
-
-
 def format_message(msg: Message) -> str:
-    return f"Message from {msg.sender}: {msg.body}"
+    return f"Notice from the harness: {msg.body}" if msg.from_farm else f"Message from {msg.sender}: {msg.body}"
+
+
+def from_teammates(messages: list[Message]) -> int:
+    return sum(not m.from_farm for m in messages)
 
 
 class MiniSweAgent:
@@ -55,10 +44,7 @@ class MiniSweAgent:
     default_model = DEFAULT_MODEL
 
     def run(self, ctx: AgentContext) -> AgentResult:
-        try:
-            return _Run(ctx).execute()
-        finally:
-            mark_done(ctx)
+        return _Run(ctx).execute()
 
 
 class _Run:
@@ -148,25 +134,27 @@ class _Run:
             return "send_message error: the message is empty"
         self.ctx.mailbox.send(msg.recipient, msg.body)
         self.sent += 1
-        if self.ctx.mailbox.mailbox.redis.exists(done_key(self.ctx, msg.recipient)):
+        if self.ctx.mailbox.finished(msg.recipient):
             return (f"{msg.recipient} has already finished; your message was delivered to its log "
                     "but it will not read it")
         return self._await_reply(msg) if msg.wait else f"Message sent to {msg.recipient}."
 
     def _await_reply(self, msg: Outgoing) -> str:
         timeout = max(0.0, min(self.config.message_wait_timeout, self._remaining()))
-        replies = self.ctx.mailbox.wait(timeout)
-        self.received += len(replies)
+        replies = self.ctx.mailbox.wait(timeout)  # a notice (the teammate finished or was lost) ends it too
+        answered = from_teammates(replies)
+        self.received += answered
         if not replies:
             return f"Message sent to {msg.recipient}; no reply arrived within {timeout:.0f} seconds."
-        return f"Message sent to {msg.recipient}. Reply:\n" + "\n\n".join(map(format_message, replies))
+        head = "Reply" if answered else "No reply; instead"
+        return f"Message sent to {msg.recipient}. {head}:\n" + "\n\n".join(map(format_message, replies))
 
     def _inbox_notes(self) -> str:
         """Messages that arrived since the last turn, as the observation's opening lines."""
         if not self.messaging:
             return ""
         arrived = self.ctx.mailbox.receive()
-        self.received += len(arrived)
+        self.received += from_teammates(arrived)
         return "".join(f"{format_message(m)}\n\n" for m in arrived)
 
     def _add(self, role: str, content: str, **extra) -> None:

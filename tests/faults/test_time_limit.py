@@ -1,0 +1,83 @@
+"""The experiment's time limit (`--time-limit`): once it has passed no new agent starts, on any worker;
+agents already running finish; the pairs not started are recorded as such (never scored) and a
+later run does them. A coop agent whose teammate is not started does not work alone."""
+
+import threading
+import time
+
+import yaml
+
+from cooperbench import api, db
+from cooperbench.dataset import Pair
+from cooperbench.experiment import ExperimentSpec
+from cooperbench.pipeline import evaluate_pair, run_agent
+
+from ..conftest import DATASET, Worker, run_cli
+from ..fake_openai import FakeOpenAI, Hold
+from .test_worker_killed import SUBMIT
+
+LIMIT = 4.0
+
+
+def test_no_agent_starts_after_the_time_limit_and_a_later_run_does_the_rest(redis_url, tmp_path, dataset_dir):
+    database = f"sqlite:///{tmp_path / 'r.db'}"
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "OPENAI_API_KEY": "sk-test-limit"}
+    submitted = time.monotonic()
+    # the first pair's agent is still at work when the limit passes; on a pool of one, the others start later
+    fake = FakeOpenAI({"solo": [Hold(lambda: time.monotonic() > submitted + LIMIT + 1, SUBMIT), SUBMIT, SUBMIT]})
+    (tmp_path / "agent.yaml").write_text(yaml.safe_dump({"retry_base_delay": 0.01, "retry_max": 1,
+                                                          "model_kwargs": {"api_base": fake.base_url}}))
+    options = dict(agent="mini_swe_agent", model="openai/solo", setting="solo", repo="memkv_task",
+                   features=(1, 2, 3), dataset=str(dataset_dir), broker=redis_url, db_url=database,
+                   logs=str(tmp_path / "logs"), agent_config=str(tmp_path / "agent.yaml"), timeout=120)
+    worker = Worker(redis_url, database, tmp_path / "worker.log", concurrency=1, extra_env=env)
+    with fake:
+        try:
+            submitted = time.monotonic()
+            first = {tuple(r["features"]): r for r in api.run("limited", time_limit=LIMIT, **options)}
+            requests_then = len(fake.requests)
+            again = {tuple(r["features"]): r for r in api.run("limited", **options)}
+        finally:
+            worker.stop()
+
+    assert first[(1, 2)]["status"] == "done" and first[(1, 2)]["error"] is None  # it started in time
+    for features in ((1, 3), (2, 3)):
+        rec = first[features]
+        assert (rec["status"], rec["merge_status"], rec["both_passed"]) == ("skipped", "missing_input", False)
+        assert rec["error"].startswith("solo: not started: the experiment's time limit passed at "), rec["error"]
+    assert requests_then == 1  # the skipped pairs' agents never called the model
+    # the later run did the two skipped pairs only: one model call each
+    assert {f: r["status"] for f, r in again.items()} == {(1, 2): "done", (1, 3): "done", (2, 3): "done"}
+    assert len(fake.requests) == 3
+
+
+def test_a_coop_agent_does_not_start_alone_when_its_teammate_is_past_the_limit(redis_url, tmp_path):
+    database = f"sqlite:///{tmp_path / 'r.db'}"
+    pair = Pair("memkv_task", 2, (1, 3))
+    spec = ExperimentSpec(name="limited-coop", agent="gold", dataset=str(DATASET), logs=str(tmp_path / "logs"),
+                          team_start_timeout=120, deadline=time.time() + 2)
+    early = {}
+
+    def agent1():  # starts in time, then waits for its teammate
+        early["summary"] = run_agent(spec, pair, "agent1", (1,), redis_url, database)
+        early["returned"] = time.monotonic()
+
+    thread = threading.Thread(target=agent1)
+    thread.start()
+    time.sleep(3)  # agent2 is picked up after the limit
+    late = run_agent(spec, pair, "agent2", (3,), redis_url, database)
+    withdrew = time.monotonic()
+    thread.join(60)
+    assert early["returned"] - withdrew < 5  # told at once, not after its 120 s team-start wait
+    assert (late["status"], early["summary"]["status"]) == ("Skipped", "Skipped")
+    assert early["summary"]["error"].startswith(
+        "not started: teammate agent2 was not started (the experiment's time limit passed at ")
+    rec = evaluate_pair(spec, pair, redis_url, database)
+    assert (rec["status"], rec["error_kind"], rec["both_passed"]) == ("skipped", "budget", False)
+    assert all(not r.patch for r in db.query(database, db.AgentRun, experiment="limited-coop"))
+
+
+def test_a_bad_time_limit_is_one_line(tmp_path):
+    proc = run_cli("run", "-n", "x", "-a", "gold", "--time-limit", "0", "--db", f"sqlite:///{tmp_path / 'r.db'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["Error: --time-limit must be more than 0 seconds (got 0)"]
