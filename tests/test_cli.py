@@ -143,3 +143,16 @@ def test_dataset_validate_honours_feature_and_subset_filters(dataset_copy):
     assert both.returncode == 1 and "2 feature(s): 1 problem(s)" in both.stdout
     lite = run_cli("dataset", "validate", "--dataset", str(dataset_copy), "-s", "lite", "-r", "minicalc_task")
     assert lite.returncode == 0 and "1 task(s), 3 feature(s): 0 problem(s)" in lite.stdout  # pairs 1-3 and 3-4
+
+
+def test_commands_that_call_no_model_do_not_load_litellm():
+    """litellm's import loads (and, online, downloads) its price data: a bad option or `status` must not wait for it
+    or print its warnings; only a model call loads it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from cooperbench.agents import default_model, get_agent; "
+            "assert default_model('mini_swe_agent'); get_agent('mini_swe_agent'); "
+            "import cooperbench.cli, cooperbench.tasks; print('litellm' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "False", "")

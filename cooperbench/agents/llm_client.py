@@ -9,24 +9,39 @@ call's cost comes from litellm's price data; a model without a known price has c
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
 from dataclasses import dataclass
 
-import litellm
-
-litellm.suppress_debug_info = True
-
 SECRET_NAME = re.compile(r"(_API_KEY|_ACCESS_KEY|_TOKEN|_SECRET)$")
 SECRET_KWARG = re.compile(r"(^|_)(key|token|secret)$", re.I)
 MIN_SECRET_LENGTH = 8
-TRANSIENT = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError, litellm.InternalServerError,
-             litellm.ServiceUnavailableError, litellm.BadGatewayError)
-PERMANENT = ((litellm.AuthenticationError, "authentication failed for model {model}"),
-             (litellm.PermissionDeniedError, "authentication failed for model {model}"),
-             (litellm.NotFoundError, "unknown model {model}"),
-             (litellm.BadRequestError, "model {model} rejected the request"))
+
+
+@functools.cache
+def _litellm():
+    """litellm, imported at the first model call: importing it loads (and may try to download) its
+    price data, which a command that calls no model (a bad option, `status`, ...) must not wait for."""
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def _transient_kinds() -> tuple[type, ...]:
+    m = _litellm()
+    return (m.RateLimitError, m.Timeout, m.APIConnectionError, m.InternalServerError, m.ServiceUnavailableError,
+            m.BadGatewayError)
+
+
+def _permanent_kinds() -> tuple[tuple[type, str], ...]:
+    m = _litellm()
+    return ((m.AuthenticationError, "authentication failed for model {model}"),
+            (m.PermissionDeniedError, "authentication failed for model {model}"),
+            (m.NotFoundError, "unknown model {model}"),
+            (m.BadRequestError, "model {model} rejected the request"))
 
 
 class LLMFailure(Exception):
@@ -92,9 +107,9 @@ class LLM:
         attempt = 0
         while True:
             try:
-                response = litellm.completion(model=self.model, messages=messages, **self.kwargs)
+                response = _litellm().completion(model=self.model, messages=messages, **self.kwargs)
             except Exception as exc:
-                if isinstance(exc, litellm.ContextWindowExceededError):
+                if isinstance(exc, _litellm().ContextWindowExceededError):
                     raise LLMFailure(f"context window of model {self.model} exceeded: {exc}"[:1500],
                                      "LimitsExceeded") from exc
                 if not _transient(exc) or attempt >= self.retry_max:
@@ -111,7 +126,7 @@ class LLM:
         detail = f"{type(exc).__name__}: {exc}"[:1500]
         if _transient(exc):
             return f"model {self.model} still failing after {retries} retries: {detail}"
-        for kind, text in PERMANENT:
+        for kind, text in _permanent_kinds():
             if isinstance(exc, kind):
                 return f"{text.format(model=self.model)}: {detail}"
         return f"unexpected error from model {self.model}: {detail}"
@@ -119,7 +134,7 @@ class LLM:
 
 def _transient(exc: Exception) -> bool:
     status = getattr(exc, "status_code", None)
-    return isinstance(exc, TRANSIENT) or (isinstance(status, int) and status >= 500)
+    return isinstance(exc, _transient_kinds()) or (isinstance(status, int) and status >= 500)
 
 
 def _reply(response) -> Reply:
@@ -134,7 +149,7 @@ def _reply(response) -> Reply:
 
 def _cost(response) -> float | None:
     try:
-        cost = litellm.completion_cost(completion_response=response)
+        cost = _litellm().completion_cost(completion_response=response)
     except Exception:  # litellm raises when the model has no price data
         return None
     return float(cost) if cost is not None else None
