@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,25 +56,34 @@ def redis_url():
     pytest.fail("no free Redis database for the tests")
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh PostgreSQL database, dropped at the end of the session."""
+@contextmanager
+def new_postgres_database(prefix: str = "cooperbench_test"):
+    """A PostgreSQL database of its own on the machine's server; dropped (with the project's engine for it) after."""
     from sqlalchemy import create_engine, text
 
-    name = f"cooperbench_test_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    yield url
-    from cooperbench import db
+    try:
+        yield url
+    finally:
+        from cooperbench import db
 
-    eng = db._engines.pop(url, None)
-    if eng is not None:
-        eng.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        eng = db._engines.pop(url, None)
+        if eng is not None:
+            eng.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database, dropped at the end of the session."""
+    with new_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

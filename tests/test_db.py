@@ -7,6 +7,8 @@ import pytest
 from cooperbench import db
 from cooperbench.settings import UserError
 
+from .conftest import new_postgres_database
+
 
 def _pair(**kw):
     base = dict(id="e|r_task/task1/f1-f2", experiment="e", repo="r_task", task_id=1, features="1,2", setting="coop")
@@ -56,28 +58,12 @@ def test_unreachable_database_is_a_one_line_user_error():
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh_db_url(request, tmp_path):
-    """An empty database of the test's own (a fresh PostgreSQL database is dropped afterwards)."""
+    """An empty database of the test's own."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    from .conftest import PG_ADMIN
-
-    name = f"cooperbench_old_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    yield url
-    eng = db._engines.pop(url, None)
-    if eng is not None:
-        eng.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with new_postgres_database("cooperbench_old") as url:
+        yield url
 
 
 def test_a_database_of_an_earlier_version_gets_the_new_columns(fresh_db_url):

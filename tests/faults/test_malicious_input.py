@@ -247,22 +247,28 @@ def test_dataset_conflicts_reports_a_malicious_gold_patch(tmp_path, dataset_copy
 
 
 def _run_gold(tmp_path, dataset_copy, monkeypatch):
+    monkeypatch.setenv("COOPERBENCH_CACHE", str(tmp_path / "cache"))
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    _plant(dataset_copy, 1, "feature.patch", attacks(victim)["file replaced by a symlink"][0])
+    ran = _gold_solo(tmp_path, dataset_copy, "evil")
+    _no_pwned(tmp_path)
+    return ran
+
+
+def _gold_solo(tmp_path, dataset, name):
+    """A solo gold run of features 1 and 2 of the dataset's first task: (summary, its AgentRun row, evaluate it)."""
     from cooperbench import db
     from cooperbench.experiment import ExperimentSpec, agent_run_id
     from cooperbench.pipeline import evaluate_pair, run_agent
 
-    monkeypatch.setenv("COOPERBENCH_CACHE", str(tmp_path / "cache"))
-    victim = tmp_path / "victim"
-    victim.mkdir()
-    ds = _plant(dataset_copy, 1, "feature.patch", attacks(victim)["file replaced by a symlink"][0])
-    task = ds.tasks[0]
+    task = Dataset(dataset).tasks[0]
     database = f"sqlite:///{tmp_path / 'r.db'}"
-    spec = ExperimentSpec(name="evil", setting="solo", agent="gold", messaging=False, dataset=str(dataset_copy),
+    spec = ExperimentSpec(name=name, setting="solo", agent="gold", messaging=False, dataset=str(dataset),
                           logs=str(tmp_path / "logs"), test_timeout=120)
     pair = Pair(task.repo, task.task_id, (1, 2))
     summary = run_agent(spec, pair, "solo", pair.features, None, database)
     row = db.get(database, db.AgentRun, agent_run_id(spec.name, pair, "solo"))
-    _no_pwned(tmp_path)
     return summary, row, lambda: evaluate_pair(spec, pair, None, database)
 
 
@@ -334,24 +340,14 @@ def test_a_feature_file_linking_out_of_its_task_is_refused_unread(tmp_path, data
 
 
 def test_a_gold_run_with_a_feature_patch_linking_out_is_bad_input(tmp_path, dataset_copy, monkeypatch):
-    from cooperbench import db
-    from cooperbench.experiment import ExperimentSpec, agent_run_id
-    from cooperbench.pipeline import evaluate_pair, run_agent
-
     monkeypatch.setenv("COOPERBENCH_SCRATCH", str(tmp_path / "sandboxes"))
     monkeypatch.setenv("COOPERBENCH_CACHE", str(tmp_path / "cache"))
     secret = _secret(tmp_path)
-    task = Dataset(dataset_copy).tasks[0]
-    _link(task.feature(1).path / "feature.patch", secret)
-    database = f"sqlite:///{tmp_path / 'r.db'}"
-    spec = ExperimentSpec(name="leak", setting="solo", agent="gold", messaging=False, dataset=str(dataset_copy),
-                          logs=str(tmp_path / "logs"), test_timeout=120)
-    pair = Pair(task.repo, task.task_id, (1, 2))
-    summary = run_agent(spec, pair, "solo", pair.features, None, database)
-    row = db.get(database, db.AgentRun, agent_run_id(spec.name, pair, "solo"))
+    _link(Dataset(dataset_copy).tasks[0].feature(1).path / "feature.patch", secret)
+    summary, row, evaluate_it = _gold_solo(tmp_path, dataset_copy, "leak")
     assert summary["status"] == "Error"
     assert row.error.startswith("bad input: task file ") and "feature1/feature.patch refused" in row.error, row.error
-    result = evaluate_pair(spec, pair, None, database)
+    result = evaluate_it()
     assert result["error_kind"] == "input", result
     _secret_nowhere(tmp_path, json.dumps(result), row.error, row.patch or "")
 
