@@ -29,12 +29,13 @@ def select_pairs(dataset=None, repo=None, task=None, features=None, subset=None)
 
 def make_spec(name: str, ds: Dataset, *, setting="coop", agent=DEFAULT_AGENT, model=None, backend="local",
               git=False, messaging=True, logs=None, agent_config=None, test_timeout=1800.0,
-              max_cost=None, team_start_timeout=600.0, time_limit=None) -> ExperimentSpec:
+              max_cost=None, team_start_timeout=600.0, time_limit=None, agent_time_limit=7200.0) -> ExperimentSpec:
     check_agent(agent)
     if max_cost is not None and max_cost < 0:
         raise UserError(f"--max-cost must be at least 0 (got {max_cost:g})")
-    if time_limit is not None and time_limit <= 0:
-        raise UserError(f"--time-limit must be more than 0 seconds (got {time_limit:g})")
+    for option, value in (("--time-limit", time_limit), ("--agent-time-limit", agent_time_limit)):
+        if value is not None and value <= 0:
+            raise UserError(f"{option} must be more than 0 seconds (got {value:g})")
     model = model or default_model(agent)
     if backend not in sandbox_backends():
         raise UserError(f"unknown sandbox backend {backend!r} (known: {', '.join(sorted(sandbox_backends()))})")
@@ -44,7 +45,8 @@ def make_spec(name: str, ds: Dataset, *, setting="coop", agent=DEFAULT_AGENT, mo
                           messaging=messaging, dataset=str(ds.root), logs=str(settings.logs_dir(logs)),
                           agent_config=str(Path(agent_config).resolve()) if agent_config else None,
                           test_timeout=test_timeout, max_cost=max_cost, team_start_timeout=team_start_timeout,
-                          deadline=None if time_limit is None else time.time() + time_limit)
+                          deadline=None if time_limit is None else time.time() + time_limit,
+                          agent_time_limit=agent_time_limit)
 
 
 @contextmanager
@@ -74,7 +76,7 @@ def check_broker(url: str) -> None:
 def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=None, setting="coop",
         agent=DEFAULT_AGENT, model=None, backend="local", git=False, messaging=True, force=False, broker=None,
         db_url=None, logs=None, agent_config=None, max_cost=None, team_start_timeout=600.0, test_timeout=1800.0,
-        time_limit=None, concurrency=None, timeout=None, wait=True,
+        time_limit=None, agent_time_limit=7200.0, concurrency=None, timeout=None, wait=True,
         progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Run an experiment and return one record per pair.
 
@@ -88,7 +90,8 @@ def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=
     ds, pairs = select_pairs(dataset, repo, task, features, subset)
     spec = make_spec(name, ds, setting=setting, agent=agent, model=model, backend=backend, git=git,
                      messaging=messaging, logs=logs, agent_config=agent_config, max_cost=max_cost,
-                     team_start_timeout=team_start_timeout, test_timeout=test_timeout, time_limit=time_limit)
+                     team_start_timeout=team_start_timeout, test_timeout=test_timeout, time_limit=time_limit,
+                     agent_time_limit=agent_time_limit)
     database = settings.db_url(db_url)
     db.engine(database)
     url = settings.broker_url(broker)

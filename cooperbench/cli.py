@@ -55,6 +55,9 @@ def experiment_options(f):
         click.option("--time-limit", type=float, default=None,
                      help="Seconds from submission after which no new agent of the experiment starts (queued "
                           "pairs are then recorded as not started; running agents finish)."),
+        click.option("--agent-time-limit", type=float, default=7200.0, show_default=True,
+                     help="Seconds one agent run may take before the harness ends it (LimitsExceeded, keeping "
+                          "its change so far), whatever the agent's own limits."),
         click.option("--team-start-timeout", type=float, default=600.0, show_default=True,
                      help="Seconds a coop agent waits for its teammates to start before the pair is an "
                           "infrastructure error."),

@@ -31,6 +31,7 @@ class ExperimentSpec:
     max_cost: float | None = None  # USD for the whole experiment; no new agent starts once it is spent
     team_start_timeout: float = 600.0  # seconds a coop agent waits for its teammates to start
     deadline: float | None = None  # epoch seconds after which no new agent starts (the --time-limit)
+    agent_time_limit: float = 7200.0  # seconds one agent run may take before the harness ends it
 
     def __post_init__(self):
         if self.setting not in SETTINGS:

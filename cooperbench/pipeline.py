@@ -19,7 +19,8 @@ from pathlib import Path
 import redis
 
 from . import artifacts, capture, db, teamremote, teamstart
-from .agents import AgentContext, AgentResult, get_agent
+from .agents import AgentContext, AgentResult, get_agent, partial_result
+from .agenttimer import AgentTimer
 from .dataset import Dataset, Pair
 from .evaluation import EvalOutcome, evaluate, write_logs
 from .experiment import ExperimentSpec, agent_run_id, pair_id
@@ -39,9 +40,15 @@ SKIPPED = "Skipped"  # not started: the experiment's cost cap or time limit was 
 NOT_FINAL = (INFRA, SKIPPED)  # agent runs that a later run of the experiment does again
 
 
+def paid(usage: dict | None) -> float:
+    """The known cost in USD an AgentRun's usage records: its run's and its earlier, failed attempts'."""
+    usage = usage or {}
+    return (usage.get("cost_usd") or 0.0) + (usage.get("earlier_attempts_cost_usd") or 0.0)
+
+
 def spent(database: str, experiment: str) -> float:
     """The known cost in USD of every agent run of the experiment so far."""
-    return sum((r.usage or {}).get("cost_usd") or 0.0 for r in db.query(database, db.AgentRun, experiment=experiment))
+    return sum(paid(r.usage) for r in db.query(database, db.AgentRun, experiment=experiment))
 
 
 def budget_spent(spec: ExperimentSpec, database: str) -> str | None:
@@ -73,10 +80,12 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         return _summary(done)  # already ran to its own end: never pay for it twice
 
     started, t0 = db.now(), time.monotonic()
+    earlier = paid(done.usage) if done is not None else 0.0  # attempts that failed still cost money
     folder = artifacts.pair_dir(Path(spec.logs), spec.name, pair.key)
     row = db.AgentRun(id=row_id, experiment=spec.name, pair_id=pair_id(spec.name, pair), agent_id=agent_id,
                       features=",".join(map(str, features)), agent=spec.agent, model=spec.model,
                       status=INFRA, started_at=started)
+    row.usage = {"earlier_attempts_cost_usd": earlier} if earlier else {}
     result: AgentResult | None = None
     sandbox = watch = None
     retryable = ended = False
@@ -113,26 +122,22 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         mailbox = channel.for_agent(agent_id) if channel and spec.messaging else None
         ctx = AgentContext(spec.name, pair.key, agent_id, teammates, task, feats, sandbox, mailbox,
                            spec.model, spec.agent_config, teamremote.REMOTE_NAME if shared_remote else None)
-        try:
-            result = agent.run(ctx)
-        except (SandboxError, redis.RedisError, UserError):
-            raise  # the farm's failure (sandbox, broker) or bad input (a rejected dataset patch), not the agent's
-        except Exception as exc:  # the agent's own crash is the agent's failure
-            log.exception("agent %s crashed", agent_id)
-            result = AgentResult("Error", error=f"{type(exc).__name__}: {exc}")
+        result, row.patch = _run_timed(agent, ctx, spec.agent_time_limit)
         ended = True
-        row.patch = capture.capture(sandbox)
         row.status, row.error, row.steps = result.status, result.error, result.steps
-        row.messages_sent, row.messages_received, row.usage = (
-            result.messages_sent, result.messages_received, result.usage)
+        row.messages_sent, row.messages_received = result.messages_sent, result.messages_received
+        row.usage = {**row.usage, **(result.usage or {})}
     except UserError as exc:
         row.status, row.error = "Error", f"bad input: {exc}"
     except teamstart.TeammateWithdrew as exc:
         row.status, row.error = SKIPPED, f"not started: {exc}"
     except Exception as exc:
         log.warning("infrastructure failure in %s %s: %s", pair.key, agent_id, exc)
+        result = partial_result(exc) or result  # what the agent had done, and spent, before the failure
         row.status, row.error = INFRA, f"{type(exc).__name__}: {exc}"
-        row.usage = {"traceback": traceback.format_exc()[-4000:]}
+        row.steps = result.steps if result else 0
+        row.usage = {**row.usage, **((result.usage or {}) if result else {}),
+                     "traceback": traceback.format_exc()[-4000:]}
         # worth another try, unless the team never got together (a pool too small stays too small)
         retryable = not isinstance(exc, teamstart.TeamDidNotStart)
     finally:
@@ -141,7 +146,7 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         if sandbox is not None:
             sandbox.close()
     if watch is not None and watch.lost:
-        row.usage = {**(row.usage or {}), "teammates_lost": sorted(watch.lost)}
+        row.usage = {**row.usage, "teammates_lost": sorted(watch.lost)}
     row.finished_at, row.duration = db.now(), time.monotonic() - t0
     if ABANDONED.is_set():
         return _summary(row)
@@ -151,6 +156,31 @@ def run_agent(spec: ExperimentSpec, pair: Pair, agent_id: str, features: tuple[i
         "error": row.error, "steps": row.steps, "trajectory": result.trajectory if result else []})
     db.upsert(database, row)
     return _summary(row, retryable)
+
+
+def _run_timed(agent, ctx: AgentContext, seconds: float | None) -> tuple[AgentResult, str]:
+    """The agent's run under the harness's clock, and the patch it made.
+
+    The agent's own crash is its `Error`; past the clock it is `LimitsExceeded` (whatever it
+    raised once its sandbox was closed under it). The farm's failures (sandbox, broker) and bad
+    input (a rejected dataset patch) are raised, carrying what the agent had done so far.
+    """
+    timer = AgentTimer(ctx.sandbox, seconds)
+    try:
+        with timer:
+            result = agent.run(ctx)
+    except Exception as exc:
+        if timer.fired:
+            result = partial_result(exc) or AgentResult("LimitsExceeded")
+        elif isinstance(exc, (SandboxError, redis.RedisError, UserError)):
+            raise
+        else:
+            log.exception("agent %s crashed", ctx.agent_id)
+            result = AgentResult("Error", error=f"{type(exc).__name__}: {exc}")
+    if timer.fired:
+        result.status, result.error = "LimitsExceeded", timer.reason
+        return result, timer.patch
+    return result, capture.capture(ctx.sandbox)
 
 
 def disruption(spec: ExperimentSpec, runs: dict[str, db.AgentRun | None]) -> str | None:

@@ -46,6 +46,21 @@ class AgentResult:
     usage: dict = field(default_factory=dict)  # tokens, cost, ... as the agent reports them
 
 
+PARTIAL = "cooperbench_partial"  # the attribute of an exception that carries the agent's result so far
+
+
+def with_partial(exc: BaseException, result: AgentResult) -> BaseException:
+    """Attach to `exc` what the agent had done when it failed (steps, usage, trajectory), so the
+    harness records what the run cost even when a sandbox or broker failure, or the harness's
+    time limit, ends it."""
+    setattr(exc, PARTIAL, result)
+    return exc
+
+
+def partial_result(exc: BaseException) -> AgentResult | None:
+    return getattr(exc, PARTIAL, None)
+
+
 class Agent(Protocol):
     name: str
 

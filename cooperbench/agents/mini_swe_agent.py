@@ -20,7 +20,7 @@ import logging
 import time
 
 from ..mailbox import Message
-from . import AgentContext, AgentResult
+from . import AgentContext, AgentResult, with_partial
 from .llm_actions import (Outgoing, bash_commands, format_reminder, is_send_message, is_submit, observation,
                           parse_send_message)
 from .llm_client import LLM, LLMFailure, Usage, redact_all, secrets
@@ -44,7 +44,11 @@ class MiniSweAgent:
     default_model = DEFAULT_MODEL
 
     def run(self, ctx: AgentContext) -> AgentResult:
-        return _Run(ctx).execute()
+        run = _Run(ctx)
+        try:
+            return run.execute()
+        except Exception as exc:  # a sandbox or broker failure: the harness still records what the run cost
+            raise with_partial(exc, run._result("Error", f"{type(exc).__name__}: {exc}"))
 
 
 class _Run:

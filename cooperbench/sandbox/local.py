@@ -86,8 +86,11 @@ class LocalSandbox:
         env = _command_env(self.home)
         if not confined:
             env = {**os.environ, **env}
-        proc = subprocess.Popen(self._argv(command, cwd, confined), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc = subprocess.Popen(self._argv(command, cwd, confined), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:  # its folder is gone (closed, cleaned away) or the machine is out of processes
+            raise SandboxError(f"cannot run a command in the sandbox {self.root}: {exc}") from exc
         self._running.add(proc)
         try:
             out, _ = proc.communicate(timeout=timeout)

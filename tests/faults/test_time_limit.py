@@ -1,15 +1,19 @@
-"""The experiment's time limit (`--time-limit`): once it has passed no new agent starts, on any worker;
-agents already running finish; the pairs not started are recorded as such (never scored) and a
-later run does them. A coop agent whose teammate is not started does not work alone."""
+"""Time limits: the experiment's (`--time-limit`: once it has passed no new agent starts, on any
+worker; agents already running finish; the pairs not started are recorded as such, never scored,
+and a later run does them; a coop agent whose teammate is not started does not work alone), and
+the harness's limit on one agent run (`--agent-time-limit`), whatever the agent's own limits."""
 
+import os
 import threading
 import time
 
 import yaml
 
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # the installed price data, no download
+
 from cooperbench import api, db
 from cooperbench.dataset import Pair
-from cooperbench.experiment import ExperimentSpec
+from cooperbench.experiment import ExperimentSpec, agent_run_id
 from cooperbench.pipeline import evaluate_pair, run_agent
 
 from ..conftest import DATASET, Worker, run_cli
@@ -81,3 +85,30 @@ def test_a_bad_time_limit_is_one_line(tmp_path):
     proc = run_cli("run", "-n", "x", "-a", "gold", "--time-limit", "0", "--db", f"sqlite:///{tmp_path / 'r.db'}")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == ["Error: --time-limit must be more than 0 seconds (got 0)"]
+
+
+def test_an_agent_past_the_harness_time_limit_is_stopped_and_keeps_its_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-limit")
+    import litellm  # noqa: F401 - loaded (seconds) before the agent's clock runs, as on a warm worker
+
+    database = f"sqlite:///{tmp_path / 'r.db'}"
+    pair = Pair("memkv_task", 2, (1, 3))
+    # the agent's own limits would let this command run for 10 minutes
+    command = "echo '# started' >> memkv/store.py && sleep 600"
+    with FakeOpenAI({"solo": [f"Go.\n\n```bash\n{command}\n```", SUBMIT]}) as fake:
+        (tmp_path / "agent.yaml").write_text(yaml.safe_dump(
+            {"command_timeout": 600, "wall_time_limit": 3600, "retry_base_delay": 0.01, "retry_max": 1,
+             "model_kwargs": {"api_base": fake.base_url}}))
+        spec = ExperimentSpec(name="agent-limit", setting="solo", agent="mini_swe_agent", model="openai/solo",
+                              dataset=str(DATASET), logs=str(tmp_path / "logs"), agent_config=str(tmp_path / "agent.yaml"),
+                              agent_time_limit=3)
+        started = time.monotonic()
+        summary = run_agent(spec, pair, "solo", pair.features, None, database)
+        took = time.monotonic() - started
+    assert took < 30, took
+    row = db.get(database, db.AgentRun, agent_run_id("agent-limit", pair, "solo"))
+    assert (summary["status"], summary["retryable"]) == ("LimitsExceeded", False)  # the agent's end, not infra
+    assert row.error == "the harness's time limit for an agent run (3 s) was reached"
+    assert "+# started" in row.patch  # its change so far is kept
+    again = run_agent(spec, pair, "solo", pair.features, None, database)
+    assert again["status"] == "LimitsExceeded" and len(fake.requests) == 1  # final: never run twice

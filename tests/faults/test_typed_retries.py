@@ -38,3 +38,49 @@ def test_infrastructure_failures_are_retried_and_agent_failures_are_not(redis_ur
     assert sum(r.status == "Submitted" for r in runs.values()) == 7
     log = (tmp_path / "worker.log").read_text()
     assert log.count("retry: Retry in") == 8  # one per agent: the sandbox hiccup, never the agent's own error
+
+
+def test_what_a_failed_attempt_cost_is_still_counted(tmp_path, monkeypatch):
+    """A sandbox lost mid-run is the farm's failure; the model calls made before it were paid, so they
+    stay in the row (and in the experiment's spending) through the retry that then succeeds."""
+    import shutil
+
+    import yaml
+
+    from cooperbench.dataset import Pair
+    from cooperbench.experiment import ExperimentSpec, agent_run_id
+    from cooperbench.pipeline import run_agent, spent
+
+    from ..conftest import DATASET
+    from ..fake_openai import Answer, FakeOpenAI, Hold
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-retry")
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    monkeypatch.setenv("COOPERBENCH_SCRATCH", str(tmp_path / "sandboxes"))
+
+    def sandbox_lost():  # the agent's working copy vanishes while the model thinks
+        for folder in (tmp_path / "sandboxes").iterdir():
+            shutil.rmtree(folder)
+        return True
+
+    priced = dict(prompt_tokens=10_000, completion_tokens=10)  # gpt-4o has a known price
+    script = [Hold(sandbox_lost, Answer("Look.\n\n```bash\nls\n```", **priced)),
+              Answer("Done.\n\n```bash\necho COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT\n```", **priced)]
+    database = f"sqlite:///{tmp_path / 'r.db'}"
+    pair = Pair("memkv_task", 2, (1, 3))
+    with FakeOpenAI({"gpt-4o": script}) as fake:
+        (tmp_path / "agent.yaml").write_text(yaml.safe_dump({"retry_base_delay": 0.01,
+                                                              "model_kwargs": {"api_base": fake.base_url}}))
+        spec = ExperimentSpec(name="paid", setting="solo", agent="mini_swe_agent", model="openai/gpt-4o",
+                              dataset=str(DATASET), logs=str(tmp_path / "logs"), agent_config=str(tmp_path / "agent.yaml"))
+        first = run_agent(spec, pair, "solo", pair.features, None, database)
+        failed = db.get(database, db.AgentRun, agent_run_id("paid", pair, "solo"))
+        second = run_agent(spec, pair, "solo", pair.features, None, database)
+    assert (first["status"], first["retryable"], second["status"]) == ("InfraError", True, "Submitted")
+    assert "SandboxError" in failed.error and failed.steps == 1
+    one_call = failed.usage["cost_usd"]
+    assert one_call > 0.01
+    row = db.get(database, db.AgentRun, agent_run_id("paid", pair, "solo"))
+    assert row.usage["earlier_attempts_cost_usd"] == one_call and row.usage["cost_usd"] > 0.01
+    assert spent(database, "paid") == one_call + row.usage["cost_usd"]
+    assert len(fake.requests) == 2
