@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 
 from . import artifacts, capture, db, teamremote, teamstart
-from .agents import AgentContext, AgentResult, get_agent, partial_result
+from .agents import AgentContext, AgentInfraError, AgentResult, get_agent, partial_result
 from .agenttimer import AgentTimer
 from .dataset import Dataset, Pair
 from .evaluation import EvalOutcome, evaluate, write_logs
@@ -162,8 +162,9 @@ def _run_timed(agent, ctx: AgentContext, seconds: float | None) -> tuple[AgentRe
     """The agent's run under the harness's clock, and the patch it made.
 
     The agent's own crash is its `Error`; past the clock it is `LimitsExceeded` (whatever it
-    raised once its sandbox was closed under it). The farm's failures (sandbox, broker) and bad
-    input (a rejected dataset patch) are raised, carrying what the agent had done so far.
+    raised once its sandbox was closed under it). The farm's failures (sandbox, broker, a model
+    API down past the retries) and bad input (a rejected dataset patch) are raised, carrying
+    what the agent had done so far.
     """
     timer = AgentTimer(ctx.sandbox, seconds)
     try:
@@ -172,7 +173,7 @@ def _run_timed(agent, ctx: AgentContext, seconds: float | None) -> tuple[AgentRe
     except Exception as exc:
         if timer.fired:
             result = partial_result(exc) or AgentResult("LimitsExceeded")
-        elif isinstance(exc, (SandboxError, redis.RedisError, UserError)):
+        elif isinstance(exc, (SandboxError, redis.RedisError, AgentInfraError, UserError)):
             raise
         else:
             log.exception("agent %s crashed", ctx.agent_id)

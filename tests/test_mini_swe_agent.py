@@ -136,6 +136,22 @@ def test_rate_limit_and_server_error_are_retried(farm):
     assert row.usage["retries"] == 2 and len(fake.requests) == 3
 
 
+def test_a_model_api_down_past_the_retries_is_the_farms_failure_not_the_agents(farm):
+    outage = Fail(503, f"The upstream is overloaded (request with key {SECRET})")
+    with FakeOpenAI({"solo": [bash("echo working"), outage, outage, SUBMIT]}) as fake:
+        spec = make_spec(farm, fake, retry_max=1)
+        summary = run_agent(spec, PAIR, "solo", PAIR.features, None, farm["db"])
+        row = db.get(farm["db"], db.AgentRun, agent_run_id(spec.name, PAIR, "solo"))
+        record = evaluate_pair(spec, PAIR, None, farm["db"])
+        assert (summary["status"], summary["retryable"]) == ("InfraError", True)
+        assert row.error.startswith("AgentInfraError: model openai/solo still failing after 1 retries: ")
+        assert SECRET not in row.error and SECRET not in json.dumps(row.usage)
+        assert (row.steps, row.usage["retries"]) == (1, 1)  # what the run had done before the outage is kept
+        assert (record["error_kind"], record["merge_status"]) == ("infra", "missing_input")  # never scored
+        again = run(farm, spec)  # the next attempt (a retry, or the next run) does it
+    assert (again.status, again.steps) == ("Submitted", 1) and len(fake.requests) == 4
+
+
 def test_authentication_error_fails_at_once_without_leaking_the_key(farm):
     script = [Fail(401, f"Incorrect API key provided: {SECRET}."), SUBMIT]
     with FakeOpenAI({"solo": script}) as fake:

@@ -46,6 +46,11 @@ class AgentResult:
     usage: dict = field(default_factory=dict)  # tokens, cost, ... as the agent reports them
 
 
+class AgentInfraError(RuntimeError):
+    """A failure outside the agent's control that ends its run (its model's API unavailable past
+    the retries): the farm's, like a sandbox or broker failure, so retried and never scored."""
+
+
 PARTIAL = "cooperbench_partial"  # the attribute of an exception that carries the agent's result so far
 
 

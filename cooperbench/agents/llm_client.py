@@ -48,12 +48,15 @@ class LLMFailure(Exception):
     """The model cannot be used: a permanent API error, or transient ones past the retry budget.
 
     `status` is the run's end: LimitsExceeded when the conversation outgrew the model's
-    context window, Error otherwise.
+    context window, Error otherwise. `transient`: the API stayed unavailable (rate limits,
+    time-outs, 5xx) past the retries, an outage of the provider rather than anything the
+    agent did.
     """
 
-    def __init__(self, message: str, status: str = "Error"):
+    def __init__(self, message: str, status: str = "Error", transient: bool = False):
         super().__init__(message)
         self.status = status
+        self.transient = transient
 
 
 @dataclass
@@ -113,7 +116,7 @@ class LLM:
                     raise LLMFailure(f"context window of model {self.model} exceeded: {exc}"[:1500],
                                      "LimitsExceeded") from exc
                 if not _transient(exc) or attempt >= self.retry_max:
-                    raise LLMFailure(self._describe(exc, attempt)) from exc
+                    raise LLMFailure(self._describe(exc, attempt), transient=_transient(exc)) from exc
                 time.sleep(self.retry_base_delay * 2 ** attempt)
                 attempt += 1
                 self.usage.retries += 1

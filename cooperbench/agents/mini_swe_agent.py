@@ -4,7 +4,8 @@ Each turn the model (through litellm) answers with its reasoning and one ```bash
 the command runs confined in the sandbox and its exit code and output are the next
 observation. The run ends when the model submits (`echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT`,
 status Submitted), at the step, cost (token, when the price is unknown), wall-time or
-context-window limit (LimitsExceeded), or on an unusable model or configuration (Error).
+context-window limit (LimitsExceeded), or on an unusable model or configuration (Error). A
+model API still unavailable after the retries raises `AgentInfraError`: the farm's failure.
 
 In coop with messaging, `send_message [--wait] <teammate> ...` is the harness's own tool:
 the message goes through the pair's mailbox (the sandbox has no network), `--wait` blocks
@@ -20,7 +21,7 @@ import logging
 import time
 
 from ..mailbox import Message
-from . import AgentContext, AgentResult, with_partial
+from . import AgentContext, AgentInfraError, AgentResult, with_partial
 from .llm_actions import (Outgoing, bash_commands, format_reminder, is_send_message, is_submit, observation,
                           parse_send_message)
 from .llm_client import LLM, LLMFailure, Usage, redact_all, secrets
@@ -84,6 +85,8 @@ class _Run:
             try:
                 reply = llm.ask(self.messages)
             except LLMFailure as exc:
+                if exc.transient:  # the provider's outage, not the agent's failure (no chained text: keys)
+                    raise AgentInfraError(redact_all(str(exc), secrets(c.model_kwargs))) from None
                 return self._result(exc.status, str(exc))
             self.steps += 1
             self._add("assistant", reply.content, usage={
