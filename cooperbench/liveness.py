@@ -2,10 +2,11 @@
 
 While an agent of a coop pair runs, a thread of its worker refreshes the pair's key
 `alive:<agent>` (holding the worker's `host:pid`; it expires after the heartbeat TTL,
-COOPERBENCH_HEARTBEAT_TTL, 30 s) every third of the TTL. When the run ends the harness replaces it with `done:<agent>`
-and tells the teammates at once ("finished" notice). A teammate that was seen running and
-now has neither key was **lost**: its worker died (SIGKILL, a lost machine) or its run hit
-an infrastructure failure, and the farm will run it again later. The watcher then puts a
+COOPERBENCH_HEARTBEAT_TTL, 30 s) every third of the TTL. When the run ends the harness
+replaces it with `done:<agent>` and tells the teammates at once ("finished" notice). A
+teammate that was seen running and now has neither key was **lost**: its worker died
+(SIGKILL, a lost machine) or its run hit an infrastructure failure, and the farm will run
+it again later. The watcher then puts a
 notice into its own agent's inbox, which also ends a blocking wait for that teammate's
 reply at once, remembers the loss for the pair's record, and says so again when the
 teammate is running again.
@@ -28,6 +29,10 @@ import redis
 from .mailbox import TTL_SECONDS, Mailbox
 
 log = logging.getLogger(__name__)
+
+
+def alive_key(mailbox: Mailbox, agent: str) -> str:
+    return mailbox.key(f"alive:{agent}")
 
 
 def heartbeat_ttl() -> float:
@@ -70,7 +75,7 @@ class Watch:
     def start(self) -> "Watch":
         """Alive (before the team can see this agent started), no longer done from an earlier attempt,
         and told which teammates have already finished (a resumed or restarted pair)."""
-        self.mailbox.redis.delete(self.mailbox.key(f"done:{self.agent}"))
+        self.mailbox.redis.delete(self.mailbox.done_key(self.agent))
         self.beat()
         for mate in self.teammates:
             if self.mailbox.finished(mate):
@@ -87,9 +92,9 @@ class Watch:
         try:
             reading = [mate for mate in self.teammates if finished and self.notify and not m.finished(mate)]
             with m.redis.pipeline(transaction=True) as p:  # done and told in one step
-                p.delete(m.key(f"alive:{self.agent}"))
+                p.delete(alive_key(m, self.agent))
                 if finished:
-                    p.set(m.key(f"done:{self.agent}"), time.time(), ex=TTL_SECONDS)
+                    p.set(m.done_key(self.agent), time.time(), ex=TTL_SECONDS)
                 for mate in reading:
                     m.notify(mate, finished_notice(self.agent), pipe=p)
                 p.execute()
@@ -100,10 +105,10 @@ class Watch:
         """Refresh this agent's heartbeat and judge the teammates' (one round)."""
         m = self.mailbox
         with m.redis.pipeline(transaction=False) as p:
-            p.set(m.key(f"alive:{self.agent}"), self._whoami, px=int(self.ttl * 1000), get=True)
+            p.set(alive_key(m, self.agent), self._whoami, px=int(self.ttl * 1000), get=True)
             for mate in self.teammates:
-                p.exists(m.key(f"alive:{mate}"))
-                p.exists(m.key(f"done:{mate}"))
+                p.exists(alive_key(m, mate))
+                p.exists(m.done_key(mate))
             mine, *states = p.execute()
         if mine is None:
             return  # our own heartbeat had vanished: absence proves nothing this round

@@ -103,9 +103,13 @@ class Mailbox:
 
         self.redis.transaction(refill, log_key)
 
+    def done_key(self, agent: str) -> str:
+        """The key that marks the agent's run as ended (written by `liveness`)."""
+        return self.key(f"done:{agent}")
+
     def finished(self, agent: str) -> bool:
-        """Whether the agent's run has ended (the harness marks it; see `liveness`)."""
-        return bool(self.redis.exists(self.key(f"done:{agent}")))
+        """Whether the agent's run has ended."""
+        return bool(self.redis.exists(self.done_key(agent)))
 
     def receive(self, agent: str) -> list[Message]:
         """Everything waiting in the agent's inbox, oldest first (does not block)."""
