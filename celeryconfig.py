@@ -1,13 +1,14 @@
-"""Celery settings for the CooperBench farm; every value can be overridden by environment.
+"""Celery settings for the CooperBench farm; the values that vary come from the farm's settings table.
 
-`celery -A cooperbench worker` and the `cooperbench` CLI both load this module.
-Broker and result backend come from COOPERBENCH_BROKER_URL (default: the local Redis).
+`celery -A cooperbench worker` and the `cooperbench` CLI both load this module. Broker,
+result backend, expiry, visibility timeout and concurrency are settings of
+`cooperbench/settings.py` (`cooperbench config` shows them and where they came from).
 """
 
-import os
+from cooperbench.settings import get as _setting
 
-broker_url = os.environ.get("COOPERBENCH_BROKER_URL", "redis://127.0.0.1:6379/0")
-result_backend = os.environ.get("COOPERBENCH_RESULT_BACKEND", broker_url)
+broker_url = _setting("broker_url") or "redis://127.0.0.1:6379/0"
+result_backend = _setting("result_backend")
 
 task_serializer = "json"
 result_serializer = "json"
@@ -24,14 +25,14 @@ worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
 
-result_expires = int(os.environ.get("COOPERBENCH_RESULT_EXPIRES", 7 * 24 * 3600))
+result_expires = _setting("result_expires")
 broker_connection_retry_on_startup = True
 broker_transport_options = {
     # Redis redelivers an unacknowledged task after this many seconds; it must exceed
     # the longest agent run, or a still-running agent would be started twice.
-    "visibility_timeout": int(os.environ.get("COOPERBENCH_VISIBILITY_TIMEOUT", 6 * 3600)),
+    "visibility_timeout": _setting("visibility_timeout"),
     # How often a worker looks for tasks whose worker died (unacknowledged past the timeout).
-    "unacked_restore_interval": int(os.environ.get("COOPERBENCH_RESTORE_INTERVAL", 10)),
-    "unacked_restore_throttle": int(os.environ.get("COOPERBENCH_RESTORE_THROTTLE", 10)),
+    "unacked_restore_interval": _setting("restore_interval"),
+    "unacked_restore_throttle": _setting("restore_throttle"),
 }
-worker_concurrency = int(os.environ["COOPERBENCH_CONCURRENCY"]) if os.environ.get("COOPERBENCH_CONCURRENCY") else None
+worker_concurrency = _setting("concurrency")

@@ -37,26 +37,33 @@ def main() -> None:
     parser.add_argument("--pairs-run", action="store_true", help="also time a whole embedded gold run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cooperbench-bench-"))
-    os.environ.update(COOPERBENCH_CACHE=str(work / "cache"), COOPERBENCH_LOGS=str(work / "logs"),
-                      COOPERBENCH_DB_URL=f"sqlite:///{work / 'bench.db'}")
+    os.environ.update(
+        COOPERBENCH_CACHE=str(work / "cache"),
+        COOPERBENCH_LOGS=str(work / "logs"),
+        COOPERBENCH_DB_URL=f"sqlite:///{work / 'bench.db'}",
+    )
 
     from cooperbench import api
-    from cooperbench.checks import conflicts
-    from cooperbench.dataset import Dataset
-    from cooperbench.repocache import RepoCache
+    from cooperbench.data.dataset import Dataset
+    from cooperbench.data.repocache import RepoCache
+    from cooperbench.grading.checks import conflicts
     from cooperbench.sandbox import get_backend
 
     ds = Dataset(ROOT / "dataset")
     task = ds.tasks[0]
     cache = RepoCache()
-    describe("first clone of an upstream (mirror + base)", timed(lambda: cache.base(task.repo_url, task.base_commit), 1))
+    describe(
+        "first clone of an upstream (mirror + base)", timed(lambda: cache.base(task.repo_url, task.base_commit), 1)
+    )
     describe("base reused from the cache", timed(lambda: cache.base(task.repo_url, task.base_commit), 20))
 
     backend = get_backend("local")
     describe("local sandbox: create + close", timed(lambda: backend.create(task, labels={}).close(), 20))
     sandbox = backend.create(task, labels={})
-    describe("local sandbox: confined `true` (bwrap)" if backend.use_bwrap else "local sandbox: `true`",
-             timed(lambda: sandbox.exec("true", timeout=30), 20))
+    describe(
+        "local sandbox: confined `true` (bwrap)" if backend.use_bwrap else "local sandbox: `true`",
+        timed(lambda: sandbox.exec("true", timeout=30), 20),
+    )
     sandbox.close()
 
     pairs = ds.pairs()
@@ -67,8 +74,9 @@ def main() -> None:
             t0 = time.perf_counter()
             recs = api.run(f"bench-{setting}", agent="gold", setting=setting, dataset=str(ROOT / "dataset"))
             took = time.perf_counter() - t0
-            print(f"embedded gold {setting} run, {len(recs)} pairs: {took:.1f} s "
-                  f"({60 * len(recs) / took:.0f} pairs/min)")
+            print(
+                f"embedded gold {setting} run, {len(recs)} pairs: {took:.1f} s ({60 * len(recs) / took:.0f} pairs/min)"
+            )
             t0 = time.perf_counter()
             api.run(f"bench-{setting}", agent="gold", setting=setting, dataset=str(ROOT / "dataset"))
             print(f"the same run again (nothing to do): {time.perf_counter() - t0:.2f} s")

@@ -24,13 +24,13 @@ sys.path.insert(0, str(ROOT))
 
 import logging  # noqa: E402
 
-from cooperbench.liveness import Watch  # noqa: E402
-from cooperbench.mailbox import Mailbox  # noqa: E402
+from cooperbench.team.liveness import Watch  # noqa: E402
+from cooperbench.team.mailbox import Mailbox  # noqa: E402
 
 TEAMMATE = """
 import sys, time
-from cooperbench.liveness import Watch
-from cooperbench.mailbox import Mailbox
+from cooperbench.team.liveness import Watch
+from cooperbench.team.mailbox import Mailbox
 Watch(Mailbox(sys.argv[1], sys.argv[2], "p"), "agent2", ["agent1"], notify=True, ttl=float(sys.argv[3])).start()
 print("alive", flush=True)
 time.sleep(3600)
@@ -40,8 +40,12 @@ time.sleep(3600)
 def detection(url: str, ttl: float) -> float:
     box = Mailbox(url, f"bench-liveness-{uuid.uuid4().hex[:8]}", "p")
     me = Watch(box, "agent1", ["agent2"], notify=True, ttl=ttl).start()
-    mate = subprocess.Popen([sys.executable, "-c", TEAMMATE, url, box.prefix.split(":")[1], str(ttl)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    mate = subprocess.Popen(
+        [sys.executable, "-c", TEAMMATE, url, box.prefix.split(":")[1], str(ttl)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         mate.stdout.readline()
         time.sleep(ttl)  # agent1's watch has seen agent2 running
@@ -80,8 +84,10 @@ def main() -> None:
     print(f"one heartbeat round (a SET, and two EXISTS per teammate, pipelined): {round_cost(args.redis) * 1e3:.3f} ms")
     for ttl in args.ttl:
         samples = [detection(args.redis, ttl) for _ in range(args.repeat)]
-        print(f"TTL {ttl:g} s: teammate told {statistics.median(samples):.2f} s after the kill (median of "
-              f"{len(samples)}; min {min(samples):.2f}, max {max(samples):.2f})")
+        print(
+            f"TTL {ttl:g} s: teammate told {statistics.median(samples):.2f} s after the kill (median of "
+            f"{len(samples)}; min {min(samples):.2f}, max {max(samples):.2f})"
+        )
 
 
 if __name__ == "__main__":

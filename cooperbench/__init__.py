@@ -10,7 +10,7 @@ __all__ = ["app", "evaluate", "run", "status"]
 
 def __getattr__(name: str):
     if name == "app":
-        from .celery_app import app
+        from .farm.app import app
 
         return app
     if name in ("run", "evaluate", "status"):

@@ -1,22 +1,24 @@
-"""The Python API: `run` an experiment (embedded farm or a configured broker) and `evaluate` it again."""
+"""The Python API: `run` an experiment (embedded farm or a configured broker), `evaluate` its stored
+patches again, read its `status`. The CLI is a thin layer over these."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
-from . import db, settings
+from . import settings
 from .agents import DEFAULT_AGENT, check_agent, default_model
-from .dataset import Dataset, Pair
+from .data.dataset import Dataset, Pair
+from .errors import UserError
 from .experiment import ExperimentSpec
-from .pipeline import evaluate_pair
-from .results import records
+from .pair.eval_step import evaluate_pair
 from .sandbox import available as sandbox_backends
-from .settings import UserError
+from .store import db
+from .store.results import records
 
 
 def select_pairs(dataset=None, repo=None, task=None, features=None, subset=None) -> tuple[Dataset, list[Pair]]:
@@ -27,9 +29,24 @@ def select_pairs(dataset=None, repo=None, task=None, features=None, subset=None)
     return ds, pairs
 
 
-def make_spec(name: str, ds: Dataset, *, setting="coop", agent=DEFAULT_AGENT, model=None, backend="local",
-              git=False, messaging=True, logs=None, agent_config=None, test_timeout=1800.0,
-              max_cost=None, team_start_timeout=600.0, time_limit=None, agent_time_limit=7200.0) -> ExperimentSpec:
+def make_spec(
+    name: str,
+    ds: Dataset,
+    *,
+    setting="coop",
+    agent=DEFAULT_AGENT,
+    model=None,
+    backend="local",
+    git=False,
+    messaging=True,
+    logs=None,
+    agent_config=None,
+    test_timeout=1800.0,
+    max_cost=None,
+    team_start_timeout=600.0,
+    time_limit=None,
+    agent_time_limit=7200.0,
+) -> ExperimentSpec:
     check_agent(agent)
     if max_cost is not None and max_cost < 0:
         raise UserError(f"--max-cost must be at least 0 (got {max_cost:g})")
@@ -41,12 +58,23 @@ def make_spec(name: str, ds: Dataset, *, setting="coop", agent=DEFAULT_AGENT, mo
         raise UserError(f"unknown sandbox backend {backend!r} (known: {', '.join(sorted(sandbox_backends()))})")
     if agent_config is not None and not Path(agent_config).is_file():
         raise UserError(f"agent config not found: {agent_config}")
-    return ExperimentSpec(name=name, setting=setting, agent=agent, model=model, backend=backend, git=git,
-                          messaging=messaging, dataset=str(ds.root), logs=str(settings.logs_dir(logs)),
-                          agent_config=str(Path(agent_config).resolve()) if agent_config else None,
-                          test_timeout=test_timeout, max_cost=max_cost, team_start_timeout=team_start_timeout,
-                          deadline=None if time_limit is None else time.time() + time_limit,
-                          agent_time_limit=agent_time_limit)
+    return ExperimentSpec(
+        name=name,
+        setting=setting,
+        agent=agent,
+        model=model,
+        backend=backend,
+        git=git,
+        messaging=messaging,
+        dataset=str(ds.root),
+        logs=str(settings.logs_dir(logs)),
+        agent_config=str(Path(agent_config).resolve()) if agent_config else None,
+        test_timeout=test_timeout,
+        max_cost=max_cost,
+        team_start_timeout=team_start_timeout,
+        deadline=None if time_limit is None else time.time() + time_limit,
+        agent_time_limit=agent_time_limit,
+    )
 
 
 @contextmanager
@@ -73,25 +101,62 @@ def check_broker(url: str) -> None:
         raise UserError(f"cannot reach the broker at {url}: {str(exc).splitlines()[0]}") from None
 
 
-def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=None, setting="coop",
-        agent=DEFAULT_AGENT, model=None, backend="local", git=False, messaging=True, force=False, broker=None,
-        db_url=None, logs=None, agent_config=None, max_cost=None, team_start_timeout=600.0, test_timeout=1800.0,
-        time_limit=None, agent_time_limit=7200.0, concurrency=None, timeout=None, wait=True,
-        progress: Callable[[int, int], None] | None = None) -> list[dict]:
+def run(
+    name: str,
+    *,
+    dataset=None,
+    repo=None,
+    task=None,
+    features=None,
+    subset=None,
+    setting="coop",
+    agent=DEFAULT_AGENT,
+    model=None,
+    backend="local",
+    git=False,
+    messaging=True,
+    force=False,
+    broker=None,
+    db_url=None,
+    logs=None,
+    agent_config=None,
+    max_cost=None,
+    team_start_timeout=600.0,
+    test_timeout=1800.0,
+    time_limit=None,
+    agent_time_limit=7200.0,
+    concurrency=None,
+    timeout=None,
+    wait=True,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict]:
     """Run an experiment and return one record per pair.
 
-    With no broker configured (argument or COOPERBENCH_BROKER_URL) it runs on an embedded
+    With no broker configured (argument or the `broker_url` setting) it runs on an embedded
     farm: a private Redis and an in-process worker. With a broker, it submits to the farm's
     workers and (if `wait`) follows progress. Pairs already done are not run again unless `force`.
     """
-    from . import workflow
-    from .celery_app import create_app
+    from .farm import submit as workflow
+    from .farm.app import create_app
 
     ds, pairs = select_pairs(dataset, repo, task, features, subset)
-    spec = make_spec(name, ds, setting=setting, agent=agent, model=model, backend=backend, git=git,
-                     messaging=messaging, logs=logs, agent_config=agent_config, max_cost=max_cost,
-                     team_start_timeout=team_start_timeout, test_timeout=test_timeout, time_limit=time_limit,
-                     agent_time_limit=agent_time_limit)
+    spec = make_spec(
+        name,
+        ds,
+        setting=setting,
+        agent=agent,
+        model=model,
+        backend=backend,
+        git=git,
+        messaging=messaging,
+        logs=logs,
+        agent_config=agent_config,
+        max_cost=max_cost,
+        team_start_timeout=team_start_timeout,
+        test_timeout=test_timeout,
+        time_limit=time_limit,
+        agent_time_limit=agent_time_limit,
+    )
     database = settings.db_url(db_url)
     db.engine(database)
     url = settings.broker_url(broker)
@@ -122,10 +187,10 @@ def run(name: str, *, dataset=None, repo=None, task=None, features=None, subset=
         finally:
             app.close()
 
-    from .embedded import farm
+    from .farm.embedded import farm
 
     workers = concurrency or max(2, os.cpu_count() or 2)
-    with _env(COOPERBENCH_DB_URL=database), farm(workers) as app:
+    with _env(**{settings.env_name("db_url"): database}), farm(workers) as app:
         return go(app)
 
 
@@ -136,10 +201,21 @@ def evaluate(name: str, *, db_url=None, logs=None, dataset=None, concurrency=Non
     if exp is None:
         raise UserError(f"no experiment named {name!r} in {database.split('@')[-1]}")
     ds = Dataset(Path(dataset) if dataset else Path(exp.dataset))
-    spec = make_spec(name, ds, setting=exp.setting, agent=exp.agent, model=exp.model, backend=exp.backend,
-                     git=exp.git, messaging=exp.messaging, logs=logs)
-    pairs = [Pair(r.repo, r.task_id, tuple(int(f) for f in r.features.split(",")))
-             for r in db.query(database, db.PairRun, experiment=name)]
+    spec = make_spec(
+        name,
+        ds,
+        setting=exp.setting,
+        agent=exp.agent,
+        model=exp.model,
+        backend=exp.backend,
+        git=exp.git,
+        messaging=exp.messaging,
+        logs=logs,
+    )
+    pairs = [
+        Pair(r.repo, r.task_id, tuple(int(f) for f in r.features.split(",")))
+        for r in db.query(database, db.PairRun, experiment=name)
+    ]
     with ThreadPoolExecutor(max_workers=concurrency or max(2, os.cpu_count() or 2)) as pool:
         list(pool.map(lambda p: evaluate_pair(spec, p, None, database), pairs))
     return records(database, name)

@@ -16,7 +16,9 @@ import threading
 import click
 
 from . import api, settings
-from .settings import UserError
+from .errors import UserError
+from .settings import env_name
+from .statuses import MergeStatus, PairStatus
 
 
 def _features(value: str | None) -> tuple[int, ...] | None:
@@ -30,48 +32,89 @@ def _features(value: str | None) -> tuple[int, ...] | None:
 
 def selection(f):
     """The options that choose pairs from a dataset."""
-    for opt in reversed([
-        click.option("--dataset", "dataset", default=None, help="Dataset folder (env COOPERBENCH_DATASET, default ./dataset)."),
-        click.option("-r", "--repo", default=None, help="Only this repository folder, e.g. textkit_task."),
-        click.option("-t", "--task", "task", type=int, default=None, help="Only this task id."),
-        click.option("-f", "--features", default=None, help="Only pairs of these features, e.g. 1,2."),
-        click.option("-s", "--subset", default=None, help="Only the pairs of subsets/NAME.json."),
-    ]):
+    for opt in reversed(
+        [
+            click.option(
+                "--dataset",
+                "dataset",
+                default=None,
+                help=f"Dataset folder (env {env_name('dataset')}, default ./dataset).",
+            ),
+            click.option("-r", "--repo", default=None, help="Only this repository folder, e.g. textkit_task."),
+            click.option("-t", "--task", "task", type=int, default=None, help="Only this task id."),
+            click.option("-f", "--features", default=None, help="Only pairs of these features, e.g. 1,2."),
+            click.option("-s", "--subset", default=None, help="Only the pairs of subsets/NAME.json."),
+        ]
+    ):
         f = opt(f)
     return f
 
 
 def experiment_options(f):
-    for opt in reversed([
-        click.option("-n", "--name", required=True, help="Experiment name (results accumulate under it)."),
-        click.option("--setting", type=click.Choice(["coop", "solo"]), default="coop", show_default=True),
-        click.option("-a", "--agent", default="mini_swe_agent", show_default=True,
-                     help="Agent name: mini_swe_agent, gold, nop, or one registered by another package."),
-        click.option("-m", "--model", default=None,
-                     help="Model for LLM agents, any litellm model string (mini_swe_agent's default: "
-                          "gemini/gemini-3-flash-preview)."),
-        click.option("--max-cost", type=float, default=None,
-                     help="Cost cap in USD for the whole experiment: no new agent starts once it is spent."),
-        click.option("--time-limit", type=float, default=None,
-                     help="Seconds from submission after which no new agent of the experiment starts (queued "
-                          "pairs are then recorded as not started; running agents finish)."),
-        click.option("--agent-time-limit", type=float, default=7200.0, show_default=True,
-                     help="Seconds one agent run may take before the harness ends it (LimitsExceeded, keeping "
-                          "its change so far), whatever the agent's own limits."),
-        click.option("--team-start-timeout", type=float, default=600.0, show_default=True,
-                     help="Seconds a coop agent waits for its teammates to start before the pair is an "
-                          "infrastructure error."),
-        click.option("--test-timeout", type=float, default=1800.0, show_default=True,
-                     help="Seconds one feature's test command may run before it is killed (and fails)."),
-        click.option("--backend", default="local", show_default=True, help="Sandbox backend."),
-        click.option("--git/--no-git", default=False, help="Give each pair a shared git remote."),
-        click.option("--messaging/--no-messaging", default=True, help="Let teammates message each other."),
-        click.option("--agent-config", type=click.Path(), default=None, help="Agent configuration file."),
-        click.option("--force", is_flag=True, help="Redo pairs that are already done."),
-        click.option("--broker", default=None, help="Broker URL (env COOPERBENCH_BROKER_URL)."),
-        click.option("--db", "db_url", default=None, help="Results database URL (env COOPERBENCH_DB_URL)."),
-        click.option("--logs", default=None, help="Artifacts folder (env COOPERBENCH_LOGS, default ./logs)."),
-    ]):
+    for opt in reversed(
+        [
+            click.option("-n", "--name", required=True, help="Experiment name (results accumulate under it)."),
+            click.option("--setting", type=click.Choice(["coop", "solo"]), default="coop", show_default=True),
+            click.option(
+                "-a",
+                "--agent",
+                default="mini_swe_agent",
+                show_default=True,
+                help="Agent name: mini_swe_agent, gold, nop, or one registered by another package.",
+            ),
+            click.option(
+                "-m",
+                "--model",
+                default=None,
+                help="Model for LLM agents, any litellm model string (mini_swe_agent's default: "
+                "gemini/gemini-3-flash-preview).",
+            ),
+            click.option(
+                "--max-cost",
+                type=float,
+                default=None,
+                help="Cost cap in USD for the whole experiment: no new agent starts once it is spent.",
+            ),
+            click.option(
+                "--time-limit",
+                type=float,
+                default=None,
+                help="Seconds from submission after which no new agent of the experiment starts (queued "
+                "pairs are then recorded as not started; running agents finish).",
+            ),
+            click.option(
+                "--agent-time-limit",
+                type=float,
+                default=7200.0,
+                show_default=True,
+                help="Seconds one agent run may take before the harness ends it (LimitsExceeded, keeping "
+                "its change so far), whatever the agent's own limits.",
+            ),
+            click.option(
+                "--team-start-timeout",
+                type=float,
+                default=600.0,
+                show_default=True,
+                help="Seconds a coop agent waits for its teammates to start before the pair is an "
+                "infrastructure error.",
+            ),
+            click.option(
+                "--test-timeout",
+                type=float,
+                default=1800.0,
+                show_default=True,
+                help="Seconds one feature's test command may run before it is killed (and fails).",
+            ),
+            click.option("--backend", default="local", show_default=True, help="Sandbox backend."),
+            click.option("--git/--no-git", default=False, help="Give each pair a shared git remote."),
+            click.option("--messaging/--no-messaging", default=True, help="Let teammates message each other."),
+            click.option("--agent-config", type=click.Path(), default=None, help="Agent configuration file."),
+            click.option("--force", is_flag=True, help="Redo pairs that are already done."),
+            click.option("--broker", default=None, help=f"Broker URL (env {env_name('broker_url')})."),
+            click.option("--db", "db_url", default=None, help=f"Results database URL (env {env_name('db_url')})."),
+            click.option("--logs", default=None, help=f"Artifacts folder (env {env_name('logs')}, default ./logs)."),
+        ]
+    ):
         f = opt(f)
     return selection(f)
 
@@ -103,8 +146,9 @@ def friendly(fn):
 @click.option("-v", "--verbose", is_flag=True, help="Log more, and show tracebacks.")
 def main(verbose: bool) -> None:
     """CooperBench farm: can coding agents work together as teammates?"""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     settings.load_dotenv()  # API keys for the embedded farm's agents
     signal.signal(signal.SIGINT, _on_interrupt)
 
@@ -124,22 +168,30 @@ def _on_interrupt(signum, frame):
 
 
 def _print_records(recs: list[dict], as_json: bool) -> None:
-    from .results import table
+    from .store.results import table
 
     click.echo(json.dumps(recs, indent=2) if as_json else table(recs))
 
 
 @main.command()
 @experiment_options
-@click.option("-j", "--concurrency", type=int, default=None, help="Embedded worker threads (default: CPUs, at least 2).")
+@click.option(
+    "-j", "--concurrency", type=int, default=None, help="Embedded worker threads (default: CPUs, at least 2)."
+)
 @click.option("--timeout", type=float, default=None, help="Give up waiting after this many seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 @friendly
 def run(name, concurrency, timeout, as_json, **options):
     """Run an experiment and wait for its results (embedded farm unless a broker is configured)."""
     with Progress(name) as progress:
-        recs = api.run(name, features=_features(options.pop("features")), concurrency=concurrency,
-                       timeout=timeout, progress=progress, **options)
+        recs = api.run(
+            name,
+            features=_features(options.pop("features")),
+            concurrency=concurrency,
+            timeout=timeout,
+            progress=progress,
+            **options,
+        )
     _print_records(recs, as_json)
 
 
@@ -177,15 +229,18 @@ class Progress:
 def submit(name, wait, as_json, **options):
     """Enqueue an experiment on the configured broker and return (or --wait)."""
     if settings.broker_url(options.get("broker")) is None:
-        raise UserError("no broker configured: pass --broker or set COOPERBENCH_BROKER_URL "
-                        "(or use `cooperbench run` for the embedded farm)")
+        raise UserError(
+            f"no broker configured: pass --broker or set {env_name('broker_url')} "
+            "(or use `cooperbench run` for the embedded farm)"
+        )
     with Progress(name) as progress:
-        recs = api.run(name, features=_features(options.pop("features")), wait=wait,
-                       progress=progress if wait else None, **options)
+        recs = api.run(
+            name, features=_features(options.pop("features")), wait=wait, progress=progress if wait else None, **options
+        )
     if wait:
         _print_records(recs, as_json)
     else:
-        queued = sum(r["status"] == "queued" for r in recs)
+        queued = sum(r["status"] == PairStatus.QUEUED for r in recs)
         click.echo(f"{name}: {queued} pair(s) queued, {len(recs) - queued} already finished")
 
 
@@ -238,8 +293,8 @@ def dataset_list(as_json, features, **options):
 @friendly
 def dataset_validate(as_json, features, dataset, repo, task, subset):
     """Check that every feature's tests fail on the base commit and pass with its gold patch."""
-    from .checks import validate
-    from .dataset import Dataset
+    from .data.dataset import Dataset
+    from .grading.checks import validate
     from .sandbox import get_backend
 
     ds = Dataset(settings.dataset_dir(dataset))
@@ -251,8 +306,11 @@ def dataset_validate(as_json, features, dataset, repo, task, subset):
             only.setdefault(f"{p.repo}/task{p.task_id}", set()).update(p.features)
         if features:  # -f names the features themselves, not every feature they are paired with
             only = {key: numbers & set(_features(features)) for key, numbers in only.items()}
-    tasks = [t for t in ds.tasks if (repo is None or t.repo == repo) and (task is None or t.task_id == task)
-             and (only is None or t.key in only)]
+    tasks = [
+        t
+        for t in ds.tasks
+        if (repo is None or t.repo == repo) and (task is None or t.task_id == task) and (only is None or t.key in only)
+    ]
     if not tasks:
         raise UserError("no tasks match the filters")
     problems = validate(ds, get_backend("local", hide=[ds.root]), tasks, only=only)
@@ -273,7 +331,7 @@ def dataset_validate(as_json, features, dataset, repo, task, subset):
 @friendly
 def dataset_conflicts(as_json, features, **options):
     """Report, for every pair, whether its gold patches merge cleanly."""
-    from .checks import conflicts
+    from .grading.checks import conflicts
 
     ds, pairs = api.select_pairs(features=_features(features), **options)
     found = conflicts(ds, pairs)
@@ -284,8 +342,33 @@ def dataset_conflicts(as_json, features, **options):
         key = f"{e['repo']}/task{e['task_id']}/" + "-".join(f"f{n}" for n in e["features"])
         extra = ", ".join(e.get("conflicting_files", [])) or e.get("error", "")
         click.echo(f"{key:44} {e['status']:10} {extra}")
-    counts = {s: sum(e["status"] == s for e in found) for s in ("clean", "conflicts", "error")}
+    counts = {
+        s: sum(e["status"] == s for e in found) for s in (MergeStatus.CLEAN, MergeStatus.CONFLICTS, MergeStatus.ERROR)
+    }
     click.echo(f"{len(found)} pair(s): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@main.command("config")
+@click.option("--broker", default=None, help="Broker URL, as `run`/`submit` take it.")
+@click.option("--db", "db_url", default=None, help="Results database URL, as `run`/`status` take it.")
+@click.option("--logs", default=None, help="Artifacts folder, as `run` takes it.")
+@click.option("--dataset", default=None, help="Dataset folder, as `run` takes it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+@friendly
+def config(broker, db_url, logs, dataset, as_json):
+    """Show every setting's effective value and where it came from (option, environment, .env, default)."""
+    rows = settings.effective({"broker_url": broker, "db_url": db_url, "logs": logs, "dataset": dataset})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    group = None
+    for r in rows:
+        if r["group"] != group:
+            group = r["group"]
+            click.echo(f"# {group}")
+        click.echo(f"{r['name']:{width}}  {r['value']}  ({r['source']})")
+        click.echo(f"{'':{width}}  {r['help']}")
 
 
 @main.group("sandbox")
@@ -294,9 +377,12 @@ def sandbox_group() -> None:
 
 
 @sandbox_group.command("gc")
-@click.option("--all", "all_", is_flag=True,
-              help="Remove every cooperbench container of this host (live workers' too), the git servers "
-                   "and their network.")
+@click.option(
+    "--all",
+    "all_",
+    is_flag=True,
+    help="Remove every cooperbench container of this host (live workers' too), the git servers and their network.",
+)
 @friendly
 def sandbox_gc(all_: bool) -> None:
     """Remove the containers that killed workers left behind (docker backend)."""

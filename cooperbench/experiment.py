@@ -7,9 +7,10 @@ what to do; it carries no secrets (the database URL and API keys are worker-side
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
-from .dataset import Pair
-from .settings import UserError
+from .data.dataset import Pair
+from .errors import UserError
 
 SETTINGS = ("coop", "solo")
 COMPARED = ("setting", "agent", "model", "backend", "git", "messaging")
@@ -43,9 +44,15 @@ class ExperimentSpec:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "ExperimentSpec":
+    def from_json(cls, data: dict) -> ExperimentSpec:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    def sandbox_backend(self):
+        """The experiment's sandbox backend, hiding its dataset (gold patches) and logs from agents."""
+        from .sandbox import get_backend
+
+        return get_backend(self.backend, hide=[Path(self.dataset), Path(self.logs)])
 
     def agents(self, pair: Pair) -> list[tuple[str, tuple[int, ...]]]:
         """(agent id, features) of each agent of a pair: one per feature in coop, one for all in solo."""

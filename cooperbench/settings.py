@@ -1,52 +1,275 @@
-"""Where things live: dataset, database, logs, caches and broker, from options or environment.
+"""The farm's settings: every `COOPERBENCH_*` environment variable, declared once with its type,
+default and one line of help, and the one place that reads them.
 
-An explicit option wins; then the COOPERBENCH_* environment variable; then a default.
+A value comes from, in order: an explicit option (a command-line flag or API argument), the
+environment (a variable of the `.env` file counts as environment, see `load_dotenv`), the
+default. `get(key, option)` gives the typed value and `source(key, option)` where it came
+from; `cooperbench config` prints both for every setting. Values are read at each call, so a
+setting changed in the environment (by a test, or `.env`) is seen at once.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+PREFIX = "COOPERBENCH_"
 
 
-class UserError(Exception):
-    """Bad input from the user: shown as one line, exit code 2, never a traceback."""
+def _default_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cooperbench"
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a yes/no value: {text!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str  # the name code asks for; the variable is COOPERBENCH_<KEY>
+    type: Callable[[str], Any]  # turns the variable's text into the value
+    default: Any  # a value, or a callable giving it (defaults that depend on other settings)
+    help: str
+    group: str
+    empty_is_value: bool = False  # an empty variable is a value of its own (else it means "unset")
+    url: bool = False  # a URL whose password is hidden when shown
+
+    @property
+    def env(self) -> str:
+        return PREFIX + self.key.upper()
+
+    def default_value(self) -> Any:
+        return self.default() if callable(self.default) else self.default
+
+
+def _path(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+TABLE: tuple[Setting, ...] = (
+    # where things live
+    Setting("dataset", _path, Path("dataset"), "Dataset folder (option --dataset).", "paths"),
+    Setting(
+        "db_url",
+        str,
+        lambda: f"sqlite:///{Path('cooperbench.db').resolve()}",
+        "Results database, any SQLAlchemy URL (option --db).",
+        "paths",
+        url=True,
+    ),
+    Setting(
+        "logs", _path, Path("logs"), "Artifacts folder: patches, trajectories, test logs (option --logs).", "paths"
+    ),
+    Setting("cache", _path, _default_cache, "Cache of upstream repositories, sandboxes and team remotes.", "paths"),
+    Setting(
+        "scratch",
+        _path,
+        lambda: get("cache") / "sandboxes",
+        "Where sandboxes keep their working copies (fast local disk).",
+        "paths",
+    ),
+    Setting(
+        "git_root",
+        _path,
+        lambda: get("cache") / "remotes",
+        "Where the pairs' shared git remotes live (--git); shared storage lets a team span machines.",
+        "paths",
+    ),
+    Setting("dotenv", _path, Path(".env"), "The .env file read for API keys.", "paths"),
+    # the farm
+    Setting(
+        "broker_url",
+        str,
+        None,
+        "Celery broker (Redis); unset, `run` starts a private one (option --broker).",
+        "farm",
+        url=True,
+    ),
+    Setting(
+        "result_backend",
+        str,
+        lambda: get("broker_url") or "redis://127.0.0.1:6379/0",
+        "Celery result backend (default: the broker).",
+        "farm",
+        url=True,
+    ),
+    Setting("result_expires", int, 7 * 24 * 3600, "Seconds Celery keeps a task's result.", "farm"),
+    Setting(
+        "visibility_timeout",
+        int,
+        6 * 3600,
+        "Seconds before Redis hands an unacknowledged task to another worker; above the longest agent run.",
+        "farm",
+    ),
+    Setting("restore_interval", int, 10, "Seconds between a worker's looks for tasks of dead workers.", "farm"),
+    Setting("restore_throttle", int, 10, "Seconds between two restores of unacknowledged tasks.", "farm"),
+    Setting("concurrency", int, None, "Processes per `celery -A cooperbench worker` (default: Celery's).", "farm"),
+    Setting("infra_retries", int, 2, "Times a task retries an infrastructure failure.", "farm"),
+    Setting("infra_backoff", float, 30.0, "Seconds before the first such retry (doubled each time).", "farm"),
+    Setting(
+        "heartbeat_ttl",
+        float,
+        30.0,
+        "Seconds a coop agent's heartbeat lives; a teammate silent longer is lost.",
+        "farm",
+    ),
+    # sandboxes
+    Setting("no_bwrap", _flag, False, "1: run local sandboxes without bubblewrap (no confinement).", "sandbox"),
+    Setting(
+        "image_prefix",
+        str,
+        "akhatua/cooperbench-",
+        "Registry prefix of the published task images; empty: never pull, build from the Dockerfile.",
+        "sandbox",
+        empty_is_value=True,
+    ),
+    Setting("base_image", str, None, "BASE_IMAGE build argument for task Dockerfiles (a local base image).", "sandbox"),
+    Setting("docker_cpus", float, None, "CPUs per container sandbox (docker, modal).", "sandbox"),
+    Setting("docker_memory", str, None, "Memory per container sandbox, e.g. 4g (docker, modal).", "sandbox"),
+    Setting(
+        "sandbox_lifetime",
+        lambda t: int(float(t)),
+        4 * 3600,
+        "Hard limit in seconds on a container sandbox's life.",
+        "sandbox",
+    ),
+    Setting("modal_app", str, "cooperbench", "Modal app the modal backend's sandboxes belong to.", "sandbox"),
+    # agents
+    Setting("gold_wait", float, 30.0, "Seconds the gold agent waits for its teammate's note in coop.", "agents"),
+)
+
+SETTINGS: dict[str, Setting] = {s.key: s for s in TABLE}
+_from_dotenv: set[str] = set()  # variables that load_dotenv put into the environment
+
+
+def setting(key: str) -> Setting:
+    try:
+        return SETTINGS[key]
+    except KeyError:
+        raise KeyError(f"no setting named {key!r}") from None
+
+
+def _raw(s: Setting) -> str | None:
+    value = os.environ.get(s.env)
+    if value is None or (value == "" and not s.empty_is_value):
+        return None
+    return value
+
+
+def get(key: str, option: Any = None) -> Any:
+    """The setting's value: `option` if given, else its environment variable, else its default."""
+    s = setting(key)
+    if option is not None and option != "":
+        return option
+    raw = _raw(s)
+    if raw is None:
+        return s.default_value()
+    try:
+        return s.type(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"{s.env}={raw!r} is not a valid value ({s.help})") from None
+
+
+def source(key: str, option: Any = None) -> str:
+    """Where `get(key, option)` takes its value from: option, environment, .env or default."""
+    s = setting(key)
+    if option is not None and option != "":
+        return "option"
+    if _raw(s) is None:
+        return "default"
+    return ".env" if s.env in _from_dotenv else "environment"
+
+
+def shown(key: str, value: Any) -> str:
+    """A value as `cooperbench config` prints it: passwords in URLs hidden."""
+    if value is None:
+        return "-"
+    text = str(value)
+    if setting(key).url and "@" in text:
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(text).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - not an SQLAlchemy URL (redis://): hide what precedes the host
+            scheme, _, rest = text.partition("://")
+            return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}"
+    return text
+
+
+def effective(options: dict[str, Any] | None = None) -> list[dict]:
+    """Every setting's value and source, given the options passed (for `cooperbench config`)."""
+    options = options or {}
+    rows = []
+    for s in TABLE:
+        option = options.get(s.key)
+        try:
+            value = get(s.key, option)
+        except UserError as exc:
+            value = f"invalid: {exc}"
+        rows.append(
+            {
+                "name": s.env,
+                "key": s.key,
+                "value": shown(s.key, value),
+                "source": source(s.key, option),
+                "group": s.group,
+                "help": s.help,
+            }
+        )
+    return rows
+
+
+# Typed accessors for the settings most code asks for.
 
 
 def dataset_dir(value: str | os.PathLike | None = None) -> Path:
-    return Path(value or os.environ.get("COOPERBENCH_DATASET") or "dataset").resolve()
+    return Path(get("dataset", value)).resolve()
 
 
 def db_url(value: str | None = None) -> str:
-    return value or os.environ.get("COOPERBENCH_DB_URL") or f"sqlite:///{Path('cooperbench.db').resolve()}"
+    return get("db_url", value)
 
 
 def logs_dir(value: str | os.PathLike | None = None) -> Path:
-    return Path(value or os.environ.get("COOPERBENCH_LOGS") or "logs").resolve()
+    return Path(get("logs", value)).resolve()
 
 
 def cache_dir() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cooperbench"
-    return Path(os.environ.get("COOPERBENCH_CACHE") or default).resolve()
+    return Path(get("cache")).resolve()
 
 
 def broker_url(value: str | None = None) -> str | None:
     """The broker the user configured, or None (then `run` starts a private one)."""
-    return value or os.environ.get("COOPERBENCH_BROKER_URL") or None
+    return get("broker_url", value)
 
 
 def scratch_dir() -> Path:
     """Where sandboxes keep their working copies (fast local disk)."""
-    return Path(os.environ.get("COOPERBENCH_SCRATCH") or cache_dir() / "sandboxes")
+    return Path(get("scratch"))
 
 
-def load_dotenv(path: str | os.PathLike = ".env") -> list[str]:
+def env_name(key: str) -> str:
+    """The environment variable of a setting (for help texts)."""
+    return setting(key).env
+
+
+def load_dotenv(path: str | os.PathLike | None = None) -> list[str]:
     """Read `KEY=VALUE` lines (API keys) from a `.env` file into the environment; returns the names set.
 
     Variables already in the environment win. Lines may start with `export`; values may
     be quoted; `#` starts a comment line. The values are never logged or stored.
     """
-    file = Path(os.environ.get("COOPERBENCH_DOTENV") or path)
+    file = Path(get("dotenv") if path is None or source("dotenv") != "default" else path)
     if not file.is_file():
         return []
     added = []
@@ -61,4 +284,5 @@ def load_dotenv(path: str | os.PathLike = ".env") -> list[str]:
         if key.isidentifier() and key not in os.environ:
             os.environ[key] = value
             added.append(key)
+            _from_dotenv.add(key)
     return added

@@ -26,12 +26,14 @@ def isolated_env(tmp_path_factory):
     """Keep caches, logs and the default database of the code under test inside the test's temp dir."""
     base = tmp_path_factory.mktemp("env")
     saved = dict(os.environ)
-    os.environ.update({
-        "COOPERBENCH_CACHE": str(base / "cache"),
-        "COOPERBENCH_LOGS": str(base / "logs"),
-        "COOPERBENCH_DB_URL": f"sqlite:///{base / 'default.db'}",
-        "COOPERBENCH_GOLD_WAIT": "15",
-    })
+    os.environ.update(
+        {
+            "COOPERBENCH_CACHE": str(base / "cache"),
+            "COOPERBENCH_LOGS": str(base / "logs"),
+            "COOPERBENCH_DB_URL": f"sqlite:///{base / 'default.db'}",
+            "COOPERBENCH_GOLD_WAIT": "15",
+        }
+    )
     os.environ.pop("COOPERBENCH_BROKER_URL", None)
     yield base
     os.environ.clear()
@@ -69,7 +71,7 @@ def new_postgres_database(prefix: str = "cooperbench_test"):
     try:
         yield url
     finally:
-        from cooperbench import db
+        from cooperbench.store import db
 
         eng = db._engines.pop(url, None)
         if eng is not None:
@@ -106,10 +108,28 @@ class Worker:
         env = {**os.environ, "COOPERBENCH_BROKER_URL": broker, "COOPERBENCH_DB_URL": database, **(extra_env or {})}
         self.log = logfile
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "cooperbench", "worker", "-c", str(concurrency),
-             "--loglevel", "INFO", "-n", f"test-{uuid.uuid4().hex[:6]}@%h", "--without-mingle",
-             "--without-gossip"],
-            cwd=ROOT, env=env, stdout=open(logfile, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "cooperbench",
+                "worker",
+                "-c",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"test-{uuid.uuid4().hex[:6]}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=open(logfile, "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while "ready." not in logfile.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -151,8 +171,14 @@ def dataset_copy(dataset_dir, tmp_path):
 
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600):
     """Run the installed `cooperbench` command as a user would."""
-    return subprocess.run([sys.executable, "-m", "cooperbench.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd or ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cooperbench.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd or ROOT,
+        timeout=timeout,
+    )
 
 
 def sh_git(repo, *args):

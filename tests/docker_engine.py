@@ -11,8 +11,13 @@ import os
 import pytest
 
 BASE_IMAGE = os.environ.get("COOPERBENCH_TEST_BASE_IMAGE", "cooperbench-base:bookworm")
-ENV = {"COOPERBENCH_IMAGE_PREFIX": "", "COOPERBENCH_BASE_IMAGE": BASE_IMAGE,
-       "COOPERBENCH_DOCKER_CPUS": "1", "COOPERBENCH_DOCKER_MEMORY": "1g", "COOPERBENCH_SANDBOX_LIFETIME": "1800"}
+ENV = {
+    "COOPERBENCH_IMAGE_PREFIX": "",
+    "COOPERBENCH_BASE_IMAGE": BASE_IMAGE,
+    "COOPERBENCH_DOCKER_CPUS": "1",
+    "COOPERBENCH_DOCKER_MEMORY": "1g",
+    "COOPERBENCH_SANDBOX_LIFETIME": "1800",
+}
 
 
 def _unavailable(reason: str):
@@ -40,7 +45,8 @@ def engine():
     saved = {k: os.environ.get(k) for k in ENV}
     os.environ.update(ENV)
     yield client
-    from cooperbench.teamremote import remote_root
+    from cooperbench.team.remote import remote_root
+
     for server in containers(client, service="git"):  # this session's git server (its folder is temporary)
         if server.labels.get("cooperbench.git-root") == str(remote_root()):
             server.remove(force=True)
@@ -80,6 +86,7 @@ class ContainerAsModalSandbox:
         def __exit__(self, *exc):
             if "w" in self.mode and exc[0] is None:
                 from cooperbench.sandbox.images import tar_one
+
                 assert self.container.put_archive("/", tar_one(self.path, self.data))
 
         def write(self, data: bytes):
@@ -89,6 +96,7 @@ class ContainerAsModalSandbox:
             import docker
 
             from cooperbench.sandbox.images import untar_one
+
             try:
                 stream, _ = self.container.get_archive(self.path)
             except docker.errors.NotFound:

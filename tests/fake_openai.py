@@ -3,9 +3,9 @@
 `FakeOpenAI(scripts)` serves `POST /v1/chat/completions` (and `/chat/completions`) on a
 free loopback port. `scripts` maps a script name to its answers, in order: a string is
 the assistant's content, `Answer` sets the reported token usage too, `Fail` is an HTTP
-error with an OpenAI error body, `Hold` delays an answer until a condition holds. A request picks its script by its model name (an agent
-run with model `openai/<name>`) or, when two agents share one model, by the phrase
-`You are <name>` in its system message. Every request is recorded in `requests`.
+error with an OpenAI error body, `Hold` delays an answer until a condition holds. A request
+picks its script by its model name (an agent run with model `openai/<name>`) or, when two
+agents share one model, by the phrase `You are <name>` in its system message. Every request is recorded in `requests`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,14 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-ERROR_KINDS = {400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
-               404: ("invalid_request_error", "model_not_found"), 429: ("rate_limit_error", "rate_limit_exceeded"),
-               500: ("server_error", None), 503: ("server_error", None)}
+ERROR_KINDS = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", None),
+}
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Answer:
 @dataclass
 class Hold:
     """Answer `then` only once `until()` is true (or `timeout` seconds passed): a model that is slow to reply."""
+
     until: object
     then: object
     timeout: float = 60.0
@@ -55,7 +61,7 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self._thread.start()
         return self
 
@@ -76,8 +82,15 @@ class FakeOpenAI:
     def next_entry(self, body: dict, headers: dict) -> Answer | Fail:
         with self._lock:
             script = self._route(body)
-            self.requests.append({"script": script, "model": body.get("model"), "messages": body.get("messages", []),
-                                  "headers": headers, "time": time.time()})
+            self.requests.append(
+                {
+                    "script": script,
+                    "model": body.get("model"),
+                    "messages": body.get("messages", []),
+                    "headers": headers,
+                    "time": time.time(),
+                }
+            )
             if script is None:
                 return Fail(404, f"The model `{body.get('model')}` does not exist or you do not have access to it.")
             if not self.scripts[script]:
@@ -88,12 +101,16 @@ class FakeOpenAI:
 
 def _completion(model: str, answer: Answer) -> dict:
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.content},
-                     "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
-                  "total_tokens": answer.prompt_tokens + answer.completion_tokens},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.content}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": answer.prompt_tokens,
+            "completion_tokens": answer.completion_tokens,
+            "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+        },
     }
 
 
@@ -106,7 +123,9 @@ def _handler(fake: FakeOpenAI):
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-                return self._reply(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+                return self._reply(
+                    404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}}
+                )
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             entry = fake.next_entry(body, dict(self.headers))
             if isinstance(entry, Hold):

@@ -1,11 +1,10 @@
 """The command line as a user meets it: embedded run, status JSON, dataset checks, and bad input."""
 
 import json
-import shutil
 
 import pytest
 
-from cooperbench.dataset import Dataset
+from cooperbench.data.dataset import Dataset
 
 from .conftest import run_cli
 
@@ -26,8 +25,11 @@ def user_dir(tmp_path, dataset_dir):
     work = tmp_path / "work"
     work.mkdir()
     (work / "dataset").symlink_to(dataset_dir)
-    env = {"COOPERBENCH_DB_URL": f"sqlite:///{work / 'cooperbench.db'}", "COOPERBENCH_LOGS": str(work / "logs"),
-           "COOPERBENCH_DATASET": ""}
+    env = {
+        "COOPERBENCH_DB_URL": f"sqlite:///{work / 'cooperbench.db'}",
+        "COOPERBENCH_LOGS": str(work / "logs"),
+        "COOPERBENCH_DATASET": "",
+    }
     return work, env
 
 
@@ -48,8 +50,9 @@ def test_embedded_run_then_status_json(user_dir, dataset_dir):
 
     again = run_cli("eval", "-n", "demo", "--json", env=env, cwd=work)
     assert again.returncode == 0, again.stderr
-    assert [(r["features"], r["both_passed"]) for r in json.loads(again.stdout)] == \
-        [(r["features"], r["both_passed"]) for r in recs]
+    assert [(r["features"], r["both_passed"]) for r in json.loads(again.stdout)] == [
+        (r["features"], r["both_passed"]) for r in recs
+    ]
 
 
 def test_dataset_list_and_conflicts_json(dataset_dir):
@@ -60,8 +63,9 @@ def test_dataset_list_and_conflicts_json(dataset_dir):
     found = run_cli("dataset", "conflicts", "--dataset", str(dataset_dir), "--json")
     assert found.returncode == 0, found.stderr
     records = json.loads(found.stdout)
-    assert [(r["repo"], r["task_id"], r["features"]) for r in records] == \
-        [(p["repo"], p["task_id"], p["features"]) for p in pairs]
+    assert [(r["repo"], r["task_id"], r["features"]) for r in records] == [
+        (p["repo"], p["task_id"], p["features"]) for p in pairs
+    ]
     assert {r["status"] for r in records} == {"clean", "conflicts"}
 
 
@@ -82,25 +86,44 @@ def test_dataset_validate_reports_each_violation(dataset_copy):
     assert problems == {(1, "tests do not pass with the gold patch"), (2, "missing tests.patch")}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-r", "nope_task"], "unknown repo 'nope_task'"),
-    (["-t", "424242"], "unknown task 424242"),
-    (["-f", "99"], "no pair with feature(s) 99"),
-    (["-f", "x,y"], "bad feature list"),
-    (["-s", "nope"], "unknown subset 'nope'"),
-    (["-a", "nope"], "unknown agent 'nope'"),
-    (["--backend", "nope"], "unknown sandbox backend 'nope'"),
-    (["--dataset", "/does/not/exist"], "dataset folder not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-r", "nope_task"], "unknown repo 'nope_task'"),
+        (["-t", "424242"], "unknown task 424242"),
+        (["-f", "99"], "no pair with feature(s) 99"),
+        (["-f", "x,y"], "bad feature list"),
+        (["-s", "nope"], "unknown subset 'nope'"),
+        (["-a", "nope"], "unknown agent 'nope'"),
+        (["--backend", "nope"], "unknown sandbox backend 'nope'"),
+        (["--dataset", "/does/not/exist"], "dataset folder not found"),
+    ],
+)
 def test_bad_selection_is_one_line(dataset_dir, args, message, tmp_path):
-    proc = run_cli("run", "-n", "bad", "--dataset", str(dataset_dir), *args,
-                   env={"COOPERBENCH_DB_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    proc = run_cli(
+        "run",
+        "-n",
+        "bad",
+        "--dataset",
+        str(dataset_dir),
+        *args,
+        env={"COOPERBENCH_DB_URL": f"sqlite:///{tmp_path / 'x.db'}"},
+    )
     assert message in _one_line_error(proc)
 
 
 def test_unreachable_broker_and_database_are_one_line(dataset_dir, tmp_path):
-    proc = run_cli("submit", "-n", "x", "--dataset", str(dataset_dir), "--broker", "redis://127.0.0.1:1/0",
-                   "--db", f"sqlite:///{tmp_path / 'x.db'}")
+    proc = run_cli(
+        "submit",
+        "-n",
+        "x",
+        "--dataset",
+        str(dataset_dir),
+        "--broker",
+        "redis://127.0.0.1:1/0",
+        "--db",
+        f"sqlite:///{tmp_path / 'x.db'}",
+    )
     assert "cannot reach the broker" in _one_line_error(proc)
     proc = run_cli("run", "-n", "x", "--dataset", str(dataset_dir), "--db", "postgresql+psycopg://u:pw@127.0.0.1:1/x")
     line = _one_line_error(proc)
@@ -117,7 +140,9 @@ def test_broken_pairs_are_recorded_and_the_rest_complete(dataset_copy, tmp_path)
     (task.feature(1).path / "feature.patch").write_text("this is not a patch\n")
     (task.feature(2).path / "tests.patch").unlink()
     env = {"COOPERBENCH_DB_URL": f"sqlite:///{tmp_path / 'r.db'}", "COOPERBENCH_LOGS": str(tmp_path / "logs")}
-    proc = run_cli("run", "-n", "broken", "-a", "gold", "--dataset", str(dataset_copy), "-r", task.repo, "--json", env=env)
+    proc = run_cli(
+        "run", "-n", "broken", "-a", "gold", "--dataset", str(dataset_copy), "-r", task.repo, "--json", env=env
+    )
     assert proc.returncode == 0, proc.stderr
     recs = {tuple(r["features"]): r for r in json.loads(proc.stdout)}
     assert len(recs) == len(task.features) * (len(task.features) - 1) // 2
@@ -151,8 +176,10 @@ def test_commands_that_call_no_model_do_not_load_litellm():
     import subprocess
     import sys
 
-    code = ("import sys; from cooperbench.agents import default_model, get_agent; "
-            "assert default_model('mini_swe_agent'); get_agent('mini_swe_agent'); "
-            "import cooperbench.cli, cooperbench.tasks; print('litellm' in sys.modules)")
+    code = (
+        "import sys; from cooperbench.agents import default_model, get_agent; "
+        "assert default_model('mini_swe_agent'); get_agent('mini_swe_agent'); "
+        "import cooperbench.cli, cooperbench.farm.tasks; print('litellm' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "False", "")

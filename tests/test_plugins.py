@@ -7,7 +7,7 @@ PYTHONPATH its entry points are found exactly as an installed package's would be
 import json
 from pathlib import Path
 
-from cooperbench import db
+from cooperbench.store import db
 
 from .conftest import run_cli
 
@@ -15,13 +15,29 @@ PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 
 def _env(tmp_path):
-    return {"PYTHONPATH": str(PLUGINS), "COOPERBENCH_DB_URL": f"sqlite:///{tmp_path / 'r.db'}",
-            "COOPERBENCH_LOGS": str(tmp_path / "logs")}
+    return {
+        "PYTHONPATH": str(PLUGINS),
+        "COOPERBENCH_DB_URL": f"sqlite:///{tmp_path / 'r.db'}",
+        "COOPERBENCH_LOGS": str(tmp_path / "logs"),
+    }
 
 
 def test_an_agent_from_another_package_runs_in_the_farm(dataset_dir, tmp_path):
-    proc = run_cli("run", "-n", "plug", "-a", "touch", "--dataset", str(dataset_dir), "-r", "memkv_task",
-                   "-f", "1,3", "--json", env=_env(tmp_path))
+    proc = run_cli(
+        "run",
+        "-n",
+        "plug",
+        "-a",
+        "touch",
+        "--dataset",
+        str(dataset_dir),
+        "-r",
+        "memkv_task",
+        "-f",
+        "1,3",
+        "--json",
+        env=_env(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr
     (rec,) = json.loads(proc.stdout)
     assert rec["patch_status"] == {"agent1": "applied", "agent2": "applied"}
@@ -32,8 +48,7 @@ def test_an_agent_from_another_package_runs_in_the_farm(dataset_dir, tmp_path):
 
 
 def test_an_infrastructure_failure_is_counted_as_such_and_retried(dataset_dir, tmp_path):
-    args = ("run", "-n", "infra", "--backend", "broken", "--dataset", str(dataset_dir), "-r", "memkv_task",
-            "-f", "1,3")
+    args = ("run", "-n", "infra", "--backend", "broken", "--dataset", str(dataset_dir), "-r", "memkv_task", "-f", "1,3")
     proc = run_cli(*args, env=_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "infrastructure errors: 1" in proc.stdout and "both passed: 0/0" in proc.stdout

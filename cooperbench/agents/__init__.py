@@ -12,12 +12,12 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..settings import UserError
+from ..errors import UserError
 
 if TYPE_CHECKING:
-    from ..dataset import Feature, Task
-    from ..mailbox import AgentMailbox
+    from ..data.dataset import Feature, Task
     from ..sandbox import Sandbox
+    from ..team.mailbox import AgentMailbox
 
 
 @dataclass
@@ -26,10 +26,10 @@ class AgentContext:
     pair: str  # the pair's key, e.g. "textkit_task/task1/f1-f2"
     agent_id: str  # "agent1", "agent2" in coop; "solo" alone
     teammates: list[str]  # the other agents' ids (empty in solo)
-    task: "Task"
-    features: list["Feature"]
-    sandbox: "Sandbox"
-    mailbox: "AgentMailbox | None"  # None when messaging is off or in solo
+    task: Task
+    features: list[Feature]
+    sandbox: Sandbox
+    mailbox: AgentMailbox | None  # None when messaging is off or in solo
     model: str | None = None
     config: Any = None  # the --agent-config path (an agent parses it itself)
     git_remote: str | None = None  # with --git: the name of the pair's shared remote in the repository
@@ -37,7 +37,7 @@ class AgentContext:
 
 @dataclass
 class AgentResult:
-    status: str  # "Submitted", "LimitsExceeded", "Error", ...
+    status: str  # a statuses.AgentStatus (an agent of another package may add its own)
     steps: int = 0
     error: str | None = None
     messages_sent: int = 0
@@ -69,10 +69,23 @@ def partial_result(exc: BaseException) -> AgentResult | None:
 class Agent(Protocol):
     name: str
 
-    def run(self, ctx: AgentContext) -> AgentResult: ...
+    def run(self, ctx: AgentContext) -> AgentResult:
+        """Work on `ctx.features` in `ctx.sandbox` and say how the run ended.
+
+        Contract: the agent's own outcomes are *returned*: `Submitted`, `LimitsExceeded`, or
+        `Error` for its own failure (a bad configuration, a model that rejects the key or does
+        not exist); an exception of any other type escaping `run` is also the agent's `Error`.
+        Infrastructure failures are *raised* and never scored: `sandbox.SandboxError` (from
+        `ctx.sandbox`), `redis.RedisError` (from `ctx.mailbox`), and `AgentInfraError` (the
+        model's API still down after the agent's own retries); attach what was done so far
+        with `with_partial` so its cost is kept. `errors.UserError` raised by the dataset
+        (a refused gold patch) is bad input. The harness captures the patch afterwards.
+        """
+        ...
 
 
 DEFAULT_AGENT = "mini_swe_agent"
+# The built-in agents, registered here once; other packages add theirs through entry points.
 BUILTIN = {
     "gold": "cooperbench.agents.gold:GoldAgent",
     "nop": "cooperbench.agents.nop:NopAgent",

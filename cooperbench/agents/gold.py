@@ -7,16 +7,15 @@ when those overlap it uses the task's `combined.patch`, as the published dataset
 
 from __future__ import annotations
 
-import os
 import shlex
 import time
 
-from ..dataset import read_task_text
-from ..patchcheck import ensure_safe
-from ..patchutil import files_in
+from .. import settings
+from ..data.dataset import read_task_text
+from ..grading.patchcheck import ensure_safe
+from ..grading.patchutil import files_in
+from ..statuses import AgentStatus
 from . import AgentContext, AgentResult
-
-WAIT_SECONDS = float(os.environ.get("COOPERBENCH_GOLD_WAIT", "30"))
 
 
 def _apply(ctx: AgentContext, patch: str, name: str) -> tuple[bool, str]:
@@ -37,8 +36,10 @@ class GoldAgent:
         if ctx.mailbox is not None:
             files = sorted({f for feat in ctx.features for f in files_in(feat.gold_patch)})
             for mate in ctx.teammates:
-                body = (f"I am {ctx.agent_id}, implementing feature "
-                        f"{', '.join(str(f.number) for f in ctx.features)}. I will change: {', '.join(files)}")
+                body = (
+                    f"I am {ctx.agent_id}, implementing feature "
+                    f"{', '.join(str(f.number) for f in ctx.features)}. I will change: {', '.join(files)}"
+                )
                 ctx.mailbox.send(mate, body)
                 sent += 1
                 trajectory.append({"role": "send", "to": mate, "content": body, "time": time.time()})
@@ -55,14 +56,26 @@ class GoldAgent:
             trajectory.append({"role": "apply", "feature": "combined", "ok": ok, "output": output[-2000:]})
 
         if ctx.mailbox is not None and ctx.teammates:
-            deadline = time.monotonic() + WAIT_SECONDS
+            deadline = time.monotonic() + settings.get("gold_wait")
             while received < len(ctx.teammates) and time.monotonic() < deadline:
                 for msg in ctx.mailbox.wait(timeout=deadline - time.monotonic()):
                     received += not msg.from_farm  # the harness's notices are not the teammate's
-                    trajectory.append({"role": "notice" if msg.from_farm else "receive", "from": msg.sender,
-                                       "content": msg.body, "time": msg.sent_at})
+                    trajectory.append(
+                        {
+                            "role": "notice" if msg.from_farm else "receive",
+                            "from": msg.sender,
+                            "content": msg.body,
+                            "time": msg.sent_at,
+                        }
+                    )
         steps = len(trajectory)
         if not ok:
-            return AgentResult("Error", steps, f"gold patch does not apply: {output.strip()[-300:]}",
-                               sent, received, trajectory)
-        return AgentResult("Submitted", steps, None, sent, received, trajectory)
+            return AgentResult(
+                AgentStatus.ERROR,
+                steps,
+                f"gold patch does not apply: {output.strip()[-300:]}",
+                sent,
+                received,
+                trajectory,
+            )
+        return AgentResult(AgentStatus.SUBMITTED, steps, None, sent, received, trajectory)

@@ -16,10 +16,10 @@ from ..sandbox import ExecResult
 from .llm_prompts import SUBMIT_COMMAND
 
 BASH_BLOCK = re.compile(r"^```bash[ \t]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
-HEREDOC = re.compile(r"send_message[ \t]+(?:(--wait)[ \t]+)?(\S+)[ \t]*<<-?[ \t]*(['\"]?)(\w+)\3[ \t]*\n(.*)",
-                     re.DOTALL)
-SEND_USAGE = ("usage: send_message [--wait] <teammate> <<'MSG' ... MSG, "
-              "or send_message [--wait] <teammate> \"text\"")
+HEREDOC = re.compile(
+    r"send_message[ \t]+(?:(--wait)[ \t]+)?(\S+)[ \t]*<<-?[ \t]*(['\"]?)(\w+)\3[ \t]*\n(.*)", re.DOTALL
+)
+SEND_USAGE = "usage: send_message [--wait] <teammate> <<'MSG' ... MSG, or send_message [--wait] <teammate> \"text\""
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,11 @@ def bash_commands(answer: str) -> list[str]:
 
 def format_reminder(found: int) -> str:
     what = "no ```bash block" if found == 0 else f"{found} ```bash blocks"
-    return (f"Format error: your answer had {what}, or an empty one. Every answer must contain a short "
-            "explanation followed by exactly ONE ```bash block holding one non-empty command. "
-            f"When you are done, the command is `{SUBMIT_COMMAND}`.")
+    return (
+        f"Format error: your answer had {what}, or an empty one. Every answer must contain a short "
+        "explanation followed by exactly ONE ```bash block holding one non-empty command. "
+        f"When you are done, the command is `{SUBMIT_COMMAND}`."
+    )
 
 
 def is_submit(command: str) -> bool:
@@ -59,7 +61,7 @@ def parse_send_message(command: str) -> Outgoing:
         end = next((i for i, line in enumerate(lines) if line.strip() == delimiter), None)
         if end is None:
             raise ValueError(f"the message is not closed by a line {delimiter}; {SEND_USAGE}")
-        if any(line.strip() for line in lines[end + 1:]):
+        if any(line.strip() for line in lines[end + 1 :]):
             raise ValueError(f"nothing may follow the message: send_message is a command of its own; {SEND_USAGE}")
         return Outgoing(recipient, "\n".join(lines[:end]), bool(wait))
     try:
@@ -80,7 +82,7 @@ def shorten(text: str, limit: int) -> str:
         return text
     head = limit // 2
     tail = limit - head
-    return f"{text[:head]}\n[... {len(text) - limit} characters omitted ...]\n{text[len(text) - tail:]}"
+    return f"{text[:head]}\n[... {len(text) - limit} characters omitted ...]\n{text[len(text) - tail :]}"
 
 
 def observation(result: ExecResult, limit: int, timeout: float) -> str:

@@ -15,6 +15,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from ..statuses import AgentStatus
+
 SECRET_NAME = re.compile(r"(_API_KEY|_ACCESS_KEY|_TOKEN|_SECRET)$")
 SECRET_KWARG = re.compile(r"(^|_)(key|token|secret)$", re.I)
 MIN_SECRET_LENGTH = 8
@@ -32,16 +34,24 @@ def _litellm():
 
 def _transient_kinds() -> tuple[type, ...]:
     m = _litellm()
-    return (m.RateLimitError, m.Timeout, m.APIConnectionError, m.InternalServerError, m.ServiceUnavailableError,
-            m.BadGatewayError)
+    return (
+        m.RateLimitError,
+        m.Timeout,
+        m.APIConnectionError,
+        m.InternalServerError,
+        m.ServiceUnavailableError,
+        m.BadGatewayError,
+    )
 
 
 def _permanent_kinds() -> tuple[tuple[type, str], ...]:
     m = _litellm()
-    return ((m.AuthenticationError, "authentication failed for model {model}"),
-            (m.PermissionDeniedError, "authentication failed for model {model}"),
-            (m.NotFoundError, "unknown model {model}"),
-            (m.BadRequestError, "model {model} rejected the request"))
+    return (
+        (m.AuthenticationError, "authentication failed for model {model}"),
+        (m.PermissionDeniedError, "authentication failed for model {model}"),
+        (m.NotFoundError, "unknown model {model}"),
+        (m.BadRequestError, "model {model} rejected the request"),
+    )
 
 
 class LLMFailure(Exception):
@@ -53,7 +63,7 @@ class LLMFailure(Exception):
     agent did.
     """
 
-    def __init__(self, message: str, status: str = "Error", transient: bool = False):
+    def __init__(self, message: str, status: str = AgentStatus.ERROR, transient: bool = False):
         super().__init__(message)
         self.status = status
         self.transient = transient
@@ -113,11 +123,12 @@ class LLM:
                 response = _litellm().completion(model=self.model, messages=messages, **self.kwargs)
             except Exception as exc:
                 if isinstance(exc, _litellm().ContextWindowExceededError):
-                    raise LLMFailure(f"context window of model {self.model} exceeded: {exc}"[:1500],
-                                     "LimitsExceeded") from exc
+                    raise LLMFailure(
+                        f"context window of model {self.model} exceeded: {exc}"[:1500], AgentStatus.LIMITS_EXCEEDED
+                    ) from exc
                 if not _transient(exc) or attempt >= self.retry_max:
                     raise LLMFailure(self._describe(exc, attempt), transient=_transient(exc)) from exc
-                time.sleep(self.retry_base_delay * 2 ** attempt)
+                time.sleep(self.retry_base_delay * 2**attempt)
                 attempt += 1
                 self.usage.retries += 1
                 continue
@@ -144,10 +155,13 @@ def _reply(response) -> Reply:
     usage = getattr(response, "usage", None)
     details = getattr(usage, "prompt_tokens_details", None)
     cached = getattr(details, "cached_tokens", None) or getattr(usage, "cache_read_input_tokens", None) or 0
-    return Reply(content=response.choices[0].message.content or "",
-                 input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                 output_tokens=getattr(usage, "completion_tokens", 0) or 0,
-                 cache_read_tokens=cached, cost_usd=_cost(response))
+    return Reply(
+        content=response.choices[0].message.content or "",
+        input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        output_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        cache_read_tokens=cached,
+        cost_usd=_cost(response),
+    )
 
 
 def _cost(response) -> float | None:

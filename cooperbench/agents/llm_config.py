@@ -54,8 +54,7 @@ def from_mapping(data: dict) -> AgentConfig:
     known = {f.name: f for f in fields(AgentConfig)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(f"unknown agent-config key(s) {', '.join(map(str, unknown))} "
-                          f"(known: {', '.join(known)})")
+        raise ConfigError(f"unknown agent-config key(s) {', '.join(map(str, unknown))} (known: {', '.join(known)})")
     defaults = AgentConfig()
     for key, value in data.items():
         _check(key, value, getattr(defaults, key))

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from . import AgentContext
-    from .llm_config import AgentConfig
 
 SENTINEL = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 SUBMIT_COMMAND = f"echo {SENTINEL}"
@@ -91,25 +90,35 @@ your teammates to see.
 """
 
 
-def feature_specs(ctx: "AgentContext") -> str:
+def feature_specs(ctx: AgentContext) -> str:
     return "\n\n".join(f"## Feature {f.number}\n\n{f.spec.strip()}" for f in ctx.features)
 
 
-def placeholders(ctx: "AgentContext", config: "AgentConfig") -> dict[str, object]:
+def placeholders(
+    ctx: AgentContext, *, command_timeout: float, step_limit: int, message_wait_timeout: float
+) -> dict[str, object]:
+    """The values of every placeholder for one agent (the limits come from its configuration)."""
     teammates = ", ".join(ctx.teammates)
     values = {
-        "agent_id": ctx.agent_id, "teammates": teammates, "task": ctx.task.key,
-        "features": ", ".join(str(f.number) for f in ctx.features), "specs": feature_specs(ctx),
-        "repo_dir": ctx.sandbox.repo_dir, "sentinel": SENTINEL, "sentinel_command": SUBMIT_COMMAND,
-        "command_timeout": f"{config.command_timeout:g}", "step_limit": config.step_limit,
-        "message_wait_timeout": f"{config.message_wait_timeout:g}",
+        "agent_id": ctx.agent_id,
+        "teammates": teammates,
+        "task": ctx.task.key,
+        "features": ", ".join(str(f.number) for f in ctx.features),
+        "specs": feature_specs(ctx),
+        "repo_dir": ctx.sandbox.repo_dir,
+        "sentinel": SENTINEL,
+        "sentinel_command": SUBMIT_COMMAND,
+        "command_timeout": f"{command_timeout:g}",
+        "step_limit": step_limit,
+        "message_wait_timeout": f"{message_wait_timeout:g}",
     }
-    values["identity"] = (COOP_IDENTITY.format(size=len(ctx.teammates) + 1, **values) if ctx.teammates
-                          else SOLO_IDENTITY)
-    values["messaging"] = (MESSAGING.format(first=ctx.teammates[0], **values)
-                           if ctx.teammates and ctx.mailbox is not None else "")
-    values["git"] = (GIT.format(remote=ctx.git_remote, first=ctx.teammates[0], **values)
-                     if ctx.teammates and ctx.git_remote else "")
+    values["identity"] = COOP_IDENTITY.format(size=len(ctx.teammates) + 1, **values) if ctx.teammates else SOLO_IDENTITY
+    values["messaging"] = (
+        MESSAGING.format(first=ctx.teammates[0], **values) if ctx.teammates and ctx.mailbox is not None else ""
+    )
+    values["git"] = (
+        GIT.format(remote=ctx.git_remote, first=ctx.teammates[0], **values) if ctx.teammates and ctx.git_remote else ""
+    )
     return values
 
 
@@ -118,8 +127,10 @@ def render(template: str, values: dict[str, object], name: str) -> str:
     try:
         return template.format(**values)
     except KeyError as exc:
-        raise ValueError(f"agent-config {name} uses unknown placeholder {{{exc.args[0]}}} "
-                         f"(known: {', '.join(sorted(values))})") from None
+        raise ValueError(
+            f"agent-config {name} uses unknown placeholder {{{exc.args[0]}}} (known: {', '.join(sorted(values))})"
+        ) from None
     except (ValueError, IndexError) as exc:
-        raise ValueError(f"agent-config {name} is not a valid template ({exc}); "
-                         "write {{ and }} for literal braces") from None
+        raise ValueError(
+            f"agent-config {name} is not a valid template ({exc}); write {{{{ and }}}} for literal braces"
+        ) from None

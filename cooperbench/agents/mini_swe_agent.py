@@ -20,10 +20,18 @@ from __future__ import annotations
 import logging
 import time
 
-from ..mailbox import Message
+from ..statuses import AgentStatus
+from ..team.mailbox import Message
 from . import AgentContext, AgentInfraError, AgentResult, with_partial
-from .llm_actions import (Outgoing, bash_commands, format_reminder, is_send_message, is_submit, observation,
-                          parse_send_message)
+from .llm_actions import (
+    Outgoing,
+    bash_commands,
+    format_reminder,
+    is_send_message,
+    is_submit,
+    observation,
+    parse_send_message,
+)
 from .llm_client import LLM, LLMFailure, Usage, redact_all, secrets
 from .llm_config import AgentConfig, load_config
 from .llm_prompts import SENTINEL, placeholders, render
@@ -49,7 +57,7 @@ class MiniSweAgent:
         try:
             return run.execute()
         except Exception as exc:  # a sandbox or broker failure: the harness still records what the run cost
-            raise with_partial(exc, run._result("Error", f"{type(exc).__name__}: {exc}"))
+            raise with_partial(exc, run._result(AgentStatus.ERROR, f"{type(exc).__name__}: {exc}"))
 
 
 class _Run:
@@ -69,11 +77,17 @@ class _Run:
     def execute(self) -> AgentResult:
         try:
             self.config = load_config(self.ctx.config)
-            values = placeholders(self.ctx, self.config)
+            c = self.config
+            values = placeholders(
+                self.ctx,
+                command_timeout=c.command_timeout,
+                step_limit=c.step_limit,
+                message_wait_timeout=c.message_wait_timeout,
+            )
             system = render(self.config.system_template, values, "system_template")
             instance = render(self.config.instance_template, values, "instance_template")
         except ValueError as exc:
-            return self._result("Error", str(exc))
+            return self._result(AgentStatus.ERROR, str(exc))
         c = self.config
         llm = LLM(self.model, c.model_kwargs, c.retry_max, c.retry_base_delay, self.usage)
         self._add("system", system)
@@ -81,7 +95,7 @@ class _Run:
         while True:
             limit = self._limit_reached()
             if limit:
-                return self._result("LimitsExceeded", limit)
+                return self._result(AgentStatus.LIMITS_EXCEEDED, limit)
             try:
                 reply = llm.ask(self.messages)
             except LLMFailure as exc:
@@ -89,12 +103,19 @@ class _Run:
                     raise AgentInfraError(redact_all(str(exc), secrets(c.model_kwargs))) from None
                 return self._result(exc.status, str(exc))
             self.steps += 1
-            self._add("assistant", reply.content, usage={
-                "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens,
-                "cache_read_tokens": reply.cache_read_tokens, "cost_usd": reply.cost_usd})
+            self._add(
+                "assistant",
+                reply.content,
+                usage={
+                    "input_tokens": reply.input_tokens,
+                    "output_tokens": reply.output_tokens,
+                    "cache_read_tokens": reply.cache_read_tokens,
+                    "cost_usd": reply.cost_usd,
+                },
+            )
             outcome = self._act(reply.content)
             if outcome is None:
-                return self._result("Submitted")
+                return self._result(AgentStatus.SUBMITTED)
             self._add("user", self._inbox_notes() + outcome)
 
     def _remaining(self) -> float:
@@ -109,8 +130,10 @@ class _Run:
         if usage.cost_known and usage.known_cost >= c.cost_limit:
             return f"cost limit reached (${usage.known_cost:.4f} of ${c.cost_limit:g})"
         if not usage.cost_known and usage.tokens >= c.max_tokens_total:
-            return (f"token limit reached ({usage.tokens} of {c.max_tokens_total} tokens; "
-                    f"the price of {self.model} is unknown, so max_tokens_total stands in for cost_limit)")
+            return (
+                f"token limit reached ({usage.tokens} of {c.max_tokens_total} tokens; "
+                f"the price of {self.model} is unknown, so max_tokens_total stands in for cost_limit)"
+            )
         return None
 
     def _act(self, answer: str) -> str | None:
@@ -142,8 +165,9 @@ class _Run:
         self.ctx.mailbox.send(msg.recipient, msg.body)
         self.sent += 1
         if self.ctx.mailbox.finished(msg.recipient):
-            return (f"{msg.recipient} has already finished; your message was delivered to its log "
-                    "but it will not read it")
+            return (
+                f"{msg.recipient} has already finished; your message was delivered to its log but it will not read it"
+            )
         return self._await_reply(msg) if msg.wait else f"Message sent to {msg.recipient}."
 
     def _await_reply(self, msg: Outgoing) -> str:
@@ -171,12 +195,24 @@ class _Run:
     def _result(self, status: str, error: str | None = None) -> AgentResult:
         usage = self.usage
         report = {
-            "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "cache_read_tokens": usage.cache_read_tokens, "cost_usd": usage.cost_usd,
-            "cost_known": usage.cost_known, "retries": usage.retries,
-            "wall_time": round(time.monotonic() - self.started, 3), "message_steps": self.message_steps,
-            "message_step_share": self.message_steps / self.steps if self.steps else 0.0, "model": self.model,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cost_usd": usage.cost_usd,
+            "cost_known": usage.cost_known,
+            "retries": usage.retries,
+            "wall_time": round(time.monotonic() - self.started, 3),
+            "message_steps": self.message_steps,
+            "message_step_share": self.message_steps / self.steps if self.steps else 0.0,
+            "model": self.model,
         }
         hidden = secrets(self.config.model_kwargs)
-        return AgentResult(status, self.steps, redact_all(error, hidden), self.sent, self.received,
-                           redact_all(self.trajectory, hidden), redact_all(report, hidden))
+        return AgentResult(
+            status,
+            self.steps,
+            redact_all(error, hidden),
+            self.sent,
+            self.received,
+            redact_all(self.trajectory, hidden),
+            redact_all(report, hidden),
+        )

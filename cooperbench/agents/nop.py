@@ -1,5 +1,6 @@
 """The `nop` agent: changes nothing. A floor for the benchmark: none of its pairs may pass."""
 
+from ..statuses import AgentStatus
 from . import AgentContext, AgentResult
 
 
@@ -7,4 +8,4 @@ class NopAgent:
     name = "nop"
 
     def run(self, ctx: AgentContext) -> AgentResult:
-        return AgentResult(status="Submitted", steps=0)
+        return AgentResult(status=AgentStatus.SUBMITTED, steps=0)

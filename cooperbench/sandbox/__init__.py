@@ -18,10 +18,10 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..settings import UserError
+from ..errors import UserError
 
 if TYPE_CHECKING:
-    from ..dataset import Task
+    from ..data.dataset import Task
 
 
 @dataclass
@@ -52,28 +52,50 @@ class Sandbox(Protocol):
     repo_dir: str  # the task repository, as paths inside the sandbox name it
     files_dir: str  # a harness-owned folder in the sandbox for patches and scripts
 
-    def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult: ...
+    def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult:
+        """Run `command` with bash in the sandbox, `cwd` defaulting to `repo_dir`.
 
-    def write_file(self, path: str, data: bytes) -> None: ...
+        Contract: whatever the command does (fails, crashes, prints junk, outruns `timeout`) is
+        *its* outcome, returned in the `ExecResult` (exit code, output, `timed_out`), never raised.
+        `SandboxError` is raised only when the sandbox itself fails (it cannot start the command,
+        it died, it was closed meanwhile): an infrastructure failure, retried and never scored.
+        Any other exception from a backend is a bug of the backend, and the harness treats it as
+        an infrastructure failure too.
+        """
+        ...
 
-    def read_file(self, path: str) -> bytes: ...
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write bytes at `path` in the sandbox (a harness path: never through a shell); `SandboxError` if it cannot."""
+        ...
 
-    def close(self) -> None: ...
+    def read_file(self, path: str) -> bytes:
+        """The bytes at `path` in the sandbox; `SandboxError` if the sandbox cannot be read."""
+        ...
+
+    def close(self) -> None:
+        """Remove the sandbox and kill what runs in it; safe to call twice, never raises for a gone sandbox."""
+        ...
 
 
 class SandboxBackend(Protocol):
     name: str
 
-    def create(self, task: "Task", *, labels: dict[str, str], team_remote: str | None = None) -> Sandbox:
+    def create(self, task: Task, *, labels: dict[str, str], team_remote: str | None = None) -> Sandbox:
         """A fresh sandbox holding the task's repository at its base commit.
 
         `labels` name experiment, pair and agent (for container labels and names);
         `team_remote` (with `--git`) is the location of the pair's shared git remote,
         which the backend makes reachable and adds to the repository as remote `team`.
+
+        Contract: `SandboxError` means the backend could not make the sandbox (engine down,
+        image build failed, disk full): an infrastructure failure, retried, never scored.
+        `errors.UserError` means the task itself is unusable (a task file refused, an upstream
+        that cannot be found): bad input, recorded as such and not retried.
         """
         ...
 
 
+# The built-in backends, registered here once; other packages add theirs through entry points.
 BUILTIN = {
     "local": "cooperbench.sandbox.local:LocalBackend",
     "docker": "cooperbench.sandbox.docker:DockerBackend",
@@ -81,7 +103,7 @@ BUILTIN = {
 }
 
 
-_live: "weakref.WeakSet[Sandbox]" = weakref.WeakSet()
+_live: weakref.WeakSet[Sandbox] = weakref.WeakSet()
 
 
 def track(sandbox: Sandbox) -> Sandbox:

@@ -9,8 +9,8 @@ whose one other member is this host's git server for the pairs' shared remotes. 
 container is labelled with its experiment, pair, agent, role and owner (host, pid): `gc()`
 in `gc.py` removes those whose owner process is gone.
 
-Options from the environment: COOPERBENCH_IMAGE_PREFIX, COOPERBENCH_BASE_IMAGE,
-COOPERBENCH_DOCKER_CPUS, COOPERBENCH_DOCKER_MEMORY (e.g. "4g"), COOPERBENCH_SANDBOX_LIFETIME.
+Settings (`cooperbench config`): image_prefix, base_image, docker_cpus, docker_memory (e.g. "4g"),
+sandbox_lifetime.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import time
 import uuid
 from pathlib import Path
 
-from ..dataset import read_task_file
-from ..repocache import _locked
-from ..settings import UserError
+from .. import settings
+from ..data.dataset import read_task_file
+from ..data.repocache import _locked
+from ..errors import UserError
 from . import ExecResult, SandboxError, images, trim_output
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ GIT_NETWORK = "cooperbench-git-net"
 GIT_BASE = "/srv/git"
 _made: dict[tuple, str] = {}  # (engine, task key, base image) -> sanitized image, in this process
 _pull_failed: set[str] = set()
-_live: dict[str, "DockerSandbox"] = {}
+_live: dict[str, DockerSandbox] = {}
 _live_lock = threading.Lock()
 
 
@@ -61,8 +62,9 @@ def connect():
         client = docker.from_env(timeout=600, version="auto")  # an older engine's API version too
         client.ping()
     except Exception as exc:
-        raise SandboxError(f"no container engine at {os.environ.get('DOCKER_HOST') or 'the default socket'}: "
-                           f"{exc}") from None
+        raise SandboxError(
+            f"no container engine at {os.environ.get('DOCKER_HOST') or 'the default socket'}: {exc}"
+        ) from None
     return client
 
 
@@ -110,8 +112,9 @@ class DockerSandbox:
         docker = _docker()
         limit = max(1, math.ceil(timeout))
         argv = images.exec_argv(command, timeout)
-        api = docker.APIClient(version=self.client.api.api_version, timeout=limit + 120,
-                               **docker.utils.kwargs_from_env())
+        api = docker.APIClient(
+            version=self.client.api.api_version, timeout=limit + 120, **docker.utils.kwargs_from_env()
+        )
         start = time.monotonic()
         try:
             exec_id = api.exec_create(self.id, argv, workdir=cwd or self.repo_dir)["Id"]
@@ -125,7 +128,9 @@ class DockerSandbox:
             api.close()
         duration = time.monotonic() - start
         timed_out = code == 137 and duration >= timeout * 0.95
-        return ExecResult(-9 if timed_out else int(code if code is not None else -1), trim_output(out), duration, timed_out)
+        return ExecResult(
+            -9 if timed_out else int(code if code is not None else -1), trim_output(out), duration, timed_out
+        )
 
     def write_file(self, path: str, data: bytes) -> None:
         path = os.path.normpath(path)
@@ -189,9 +194,9 @@ class DockerBackend:
         self._client = client
         self.prefix = images.image_prefix()
         self.base = images.base_image()
-        cpus = os.environ.get("COOPERBENCH_DOCKER_CPUS")
-        self.nano_cpus = int(float(cpus) * 1e9) if cpus else None
-        self.memory = os.environ.get("COOPERBENCH_DOCKER_MEMORY") or None
+        cpus = settings.get("docker_cpus")
+        self.nano_cpus = int(cpus * 1e9) if cpus else None
+        self.memory = settings.get("docker_memory")
         self.lifetime = images.lifetime()
 
     @property
@@ -240,9 +245,15 @@ class DockerBackend:
         lines: list[str] = []
         try:
             for chunk in self.client.api.build(
-                    fileobj=io.BytesIO(images.build_context(task.path)), custom_context=True, tag=tag, rm=True,
-                    forcerm=True, pull=False, decode=True,
-                    buildargs={"BASE_IMAGE": self.base} if self.base else None):
+                fileobj=io.BytesIO(images.build_context(task.path)),
+                custom_context=True,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+                buildargs={"BASE_IMAGE": self.base} if self.base else None,
+            ):
                 if "error" in chunk:
                     raise RuntimeError(chunk["error"])
                 if chunk.get("stream"):
@@ -260,9 +271,13 @@ class DockerBackend:
             return tag
         log.info("sanitizing the repository of %s into %s", source, tag)
         container = self.client.containers.create(
-            source, entrypoint=["bash", "-c"], command=[images.sanitize_script(task.base_commit)],
-            network_mode="none", labels={LABEL: "1", f"{LABEL}.role": "sanitize", OWNER: owner()},
-            name=f"cb-sanitize-{uuid.uuid4().hex[:8]}")
+            source,
+            entrypoint=["bash", "-c"],
+            command=[images.sanitize_script(task.base_commit)],
+            network_mode="none",
+            labels={LABEL: "1", f"{LABEL}.role": "sanitize", OWNER: owner()},
+            name=f"cb-sanitize-{uuid.uuid4().hex[:8]}",
+        )
         try:
             container.start()
             status = container.wait(timeout=1800).get("StatusCode")
@@ -305,12 +320,22 @@ class DockerBackend:
         try:
             if "Podman Engine" in engine:
                 api = self.client.api
-                body = {"name": GIT_NETWORK, "driver": "bridge", "internal": True, "dns_enabled": False,
-                        "labels": labels}
+                body = {
+                    "name": GIT_NETWORK,
+                    "driver": "bridge",
+                    "internal": True,
+                    "dns_enabled": False,
+                    "labels": labels,
+                }
                 api._raise_for_status(api._post_json(api.base_url + "/v4.0.0/libpod/networks/create", data=body))
             else:
-                self.client.networks.create(GIT_NETWORK, driver="bridge", internal=True, labels=labels,
-                                            options={"com.docker.network.bridge.inhibit_ipv4": "true"})
+                self.client.networks.create(
+                    GIT_NETWORK,
+                    driver="bridge",
+                    internal=True,
+                    labels=labels,
+                    options={"com.docker.network.bridge.inhibit_ipv4": "true"},
+                )
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: another worker made it meanwhile
                 raise
@@ -331,13 +356,28 @@ class DockerBackend:
                 server = None
             if server is None:
                 root.mkdir(parents=True, exist_ok=True)
-                daemon = (f"git config --system --add safe.directory '*' 2>/dev/null; exec git daemon --reuseaddr "
-                          f"--export-all --enable=receive-pack --base-path={GIT_BASE} {GIT_BASE}")
+                daemon = (
+                    f"git config --system --add safe.directory '*' 2>/dev/null; exec git daemon --reuseaddr "
+                    f"--export-all --enable=receive-pack --base-path={GIT_BASE} {GIT_BASE}"
+                )
                 server = self.client.containers.run(
-                    image, entrypoint=["sh", "-c"], command=[daemon], name=name, detach=True, network=GIT_NETWORK,
-                    volumes={str(root): {"bind": GIT_BASE, "mode": "rw"}}, stop_signal="SIGKILL",
-                    labels={LABEL: "1", f"{LABEL}.service": "git", f"{LABEL}.role": "git-server", OWNER: "",
-                            f"{LABEL}.host": socket.gethostname(), f"{LABEL}.git-root": str(root)})
+                    image,
+                    entrypoint=["sh", "-c"],
+                    command=[daemon],
+                    name=name,
+                    detach=True,
+                    network=GIT_NETWORK,
+                    volumes={str(root): {"bind": GIT_BASE, "mode": "rw"}},
+                    stop_signal="SIGKILL",
+                    labels={
+                        LABEL: "1",
+                        f"{LABEL}.service": "git",
+                        f"{LABEL}.role": "git-server",
+                        OWNER: "",
+                        f"{LABEL}.host": socket.gethostname(),
+                        f"{LABEL}.git-root": str(root),
+                    },
+                )
                 # (every label set: images carry the sanitizer's)
                 probe = "exec 3<>/dev/tcp/127.0.0.1/9418"
                 for _ in range(100):
@@ -360,7 +400,7 @@ class DockerBackend:
             return self._create(task, labels, team_remote)
 
     def _create(self, task, labels: dict[str, str], team_remote: str | None) -> DockerSandbox:
-        from ..teamremote import REMOTE_NAME, remote_root
+        from ..team.remote import REMOTE_NAME, remote_root
 
         docker = _docker()
         try:
@@ -380,12 +420,25 @@ class DockerBackend:
                 extra["nano_cpus"] = self.nano_cpus
             if self.memory:
                 extra["mem_limit"] = self.memory
-            all_labels = {LABEL: "1", OWNER: owner(), f"{LABEL}.role": labels.get("role", "agent"),
-                          **{f"{LABEL}.{k}": str(labels[k]) for k in ("experiment", "pair", "agent") if k in labels}}
+            all_labels = {
+                LABEL: "1",
+                OWNER: owner(),
+                f"{LABEL}.role": labels.get("role", "agent"),
+                **{f"{LABEL}.{k}": str(labels[k]) for k in ("experiment", "pair", "agent") if k in labels},
+            }
             container = self.client.containers.run(
-                image, entrypoint=["sleep"], command=[str(self.lifetime)], detach=True, name=_name(labels),
-                labels=all_labels, working_dir=images.REPO_DIR, hostname="sandbox", stop_signal="SIGKILL",
-                **network, **extra)
+                image,
+                entrypoint=["sleep"],
+                command=[str(self.lifetime)],
+                detach=True,
+                name=_name(labels),
+                labels=all_labels,
+                working_dir=images.REPO_DIR,
+                hostname="sandbox",
+                stop_signal="SIGKILL",
+                **network,
+                **extra,
+            )
         except (SandboxError, UserError, docker.errors.ImageNotFound):
             raise
         except docker.errors.DockerException as exc:

@@ -15,7 +15,7 @@ import os
 import socket
 from pathlib import Path
 
-from ..settings import UserError
+from ..errors import UserError
 from . import SandboxError
 from .docker import GIT_NETWORK, LABEL, OWNER, _start_time, connect
 
@@ -44,8 +44,11 @@ def gc(all: bool = False, client=None) -> list[str]:
         owner = labels.get(OWNER)
         if not owner:  # a git server: with all=True, or when the folder it serves is gone
             root = labels.get(f"{LABEL}.git-root")
-            doomed = labels.get(f"{LABEL}.service") == "git" and labels.get(f"{LABEL}.host") == host and (
-                all or not (root and Path(root).is_dir()))
+            doomed = (
+                labels.get(f"{LABEL}.service") == "git"
+                and labels.get(f"{LABEL}.host") == host
+                and (all or not (root and Path(root).is_dir()))
+            )
         else:
             owner_host, _, rest = owner.partition(":")
             pid, _, started = rest.partition(":")

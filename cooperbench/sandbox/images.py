@@ -2,7 +2,7 @@
 repository-sanitizing script and the test command.
 
 - A task's published image is `<prefix><repo without "_task", "_" -> "-">:task<id>`
-  (prefix `COOPERBENCH_IMAGE_PREFIX`, default `akhatua/cooperbench-`; empty = never pull).
+  (the `image_prefix` setting, default `akhatua/cooperbench-`; empty = never pull).
 - Otherwise the image is built from the task folder's Dockerfile, tagged by a hash of its
   build inputs: every file of the task folder except the feature folders (gold patches
   never enter an image), plus the `BASE_IMAGE` build argument. The files are read through
@@ -27,30 +27,28 @@ import tarfile
 import time
 from pathlib import Path
 
-from ..dataset import read_task_file
+from .. import settings
+from ..data.dataset import read_task_file
 
-DEFAULT_PREFIX = "akhatua/cooperbench-"
 REPO_DIR = "/workspace/repo"
 FILES_DIR = "/patches"
 RUNNER = "/usr/local/bin/runner.sh"
 BRANCH = "main"
 SANITIZE_VERSION = "1"  # bump when the script changes: sanitized image tags change with it
-DEFAULT_LIFETIME = 4 * 3600
 _FEATURE_DIR = re.compile(r"^feature\d+$")
 
 
 def image_prefix() -> str:
-    value = os.environ.get("COOPERBENCH_IMAGE_PREFIX")
-    return DEFAULT_PREFIX if value is None else value
+    return settings.get("image_prefix")
 
 
 def base_image() -> str | None:
-    return os.environ.get("COOPERBENCH_BASE_IMAGE") or None
+    return settings.get("base_image")
 
 
 def lifetime() -> int:
-    """Hard limit in seconds on a sandbox's life (COOPERBENCH_SANDBOX_LIFETIME, default 4 h)."""
-    return int(float(os.environ.get("COOPERBENCH_SANDBOX_LIFETIME") or DEFAULT_LIFETIME))
+    """Hard limit in seconds on a sandbox's life (the `sandbox_lifetime` setting, default 4 h)."""
+    return settings.get("sandbox_lifetime")
 
 
 def _short(task) -> str:

@@ -21,8 +21,8 @@ import uuid
 from pathlib import Path
 
 from .. import settings
-from ..repocache import RepoCache, git
-from ..teamremote import REMOTE_NAME
+from ..data.repocache import RepoCache, git
+from ..team.remote import REMOTE_NAME
 from . import ExecResult, SandboxError, trim_output
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,15 @@ _warned = False
 def _command_env(home: Path) -> dict[str, str]:
     """A clean environment: nothing of the worker's (API keys, tokens) leaks into commands."""
     path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")])
-    env = {"PATH": path, "HOME": str(home), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "dumb",
-           "PYTHONDONTWRITEBYTECODE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = {
+        "PATH": path,
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TERM": "dumb",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
     for name in ("PYENV_ROOT", "PYENV_VERSION"):
         if name in os.environ:
             env[name] = os.environ[name]
@@ -66,18 +73,47 @@ class LocalSandbox:
     def _argv(self, command: str, cwd: str, confined: bool) -> list[str]:
         if not (confined and self.use_bwrap):
             return ["bash", "-c", command]
-        argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
+        argv = [
+            "bwrap",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--unshare-net",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--die-with-parent",
+            "--new-session",
+        ]
         for path in self.hidden:
             if path.is_dir():
                 argv += ["--tmpfs", str(path)]
             elif path.exists():
                 argv += ["--ro-bind", "/dev/null", str(path)]
         # /tmp first: the sandbox itself may live under /tmp, and later binds land on top.
-        argv += ["--bind", str(self.tmp), "/tmp", "--bind", self.repo_dir, self.repo_dir,
-                 "--bind", str(self.home), str(self.home), "--ro-bind", self.files_dir, self.files_dir,
-                 *[arg for path in self.shared for arg in ("--bind", str(path), str(path))],
-                 "--chdir", cwd, "bash", "-c", command]
+        argv += [
+            "--bind",
+            str(self.tmp),
+            "/tmp",
+            "--bind",
+            self.repo_dir,
+            self.repo_dir,
+            "--bind",
+            str(self.home),
+            str(self.home),
+            "--ro-bind",
+            self.files_dir,
+            self.files_dir,
+            *[arg for path in self.shared for arg in ("--bind", str(path), str(path))],
+            "--chdir",
+            cwd,
+            "bash",
+            "-c",
+            command,
+        ]
         return argv
 
     def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult:
@@ -87,8 +123,15 @@ class LocalSandbox:
         if not confined:
             env = {**os.environ, **env}
         try:
-            proc = subprocess.Popen(self._argv(command, cwd, confined), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                self._argv(command, cwd, confined),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         except OSError as exc:  # its folder is gone (closed, cleaned away) or the machine is out of processes
             raise SandboxError(f"cannot run a command in the sandbox {self.root}: {exc}") from exc
         self._running.add(proc)
@@ -142,14 +185,16 @@ class LocalBackend:
         default_hidden = [self.cache.root, settings.dataset_dir(), settings.logs_dir()]
         db = settings.db_url()
         if db.startswith("sqlite:///"):
-            default_hidden.append(Path(db[len("sqlite:///"):]))
+            default_hidden.append(Path(db[len("sqlite:///") :]))
         self.hidden = sorted({Path(p).resolve() for p in [*default_hidden, *hide]})
-        self.use_bwrap = shutil.which("bwrap") is not None and os.environ.get("COOPERBENCH_NO_BWRAP") != "1"
+        self.use_bwrap = shutil.which("bwrap") is not None and not settings.get("no_bwrap")
         global _warned
         if not self.use_bwrap and not _warned:
             _warned = True
-            log.warning("bwrap not found: local sandboxes run agent commands without isolation "
-                        "(install bubblewrap to confine them)")
+            log.warning(
+                "bwrap not found: local sandboxes run agent commands without isolation "
+                "(install bubblewrap to confine them)"
+            )
 
     def create(self, task, *, labels: dict[str, str], team_remote: str | None = None) -> LocalSandbox:
         name = "-".join(v for v in (labels.get("pair"), labels.get("agent")) if v).replace("/", "_")

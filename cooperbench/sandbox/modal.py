@@ -8,23 +8,21 @@ network (`block_network=True`) and a hard lifetime (`timeout`). `--git` is not a
 a Modal sandbox cannot reach this host's git server.
 
 Needs `pip install 'cooperbench-farm[modal]'` and a Modal token (`modal token new`).
-Options: COOPERBENCH_MODAL_APP (default "cooperbench"), COOPERBENCH_IMAGE_PREFIX,
-COOPERBENCH_BASE_IMAGE, COOPERBENCH_DOCKER_CPUS, COOPERBENCH_DOCKER_MEMORY (MiB or "4g"),
-COOPERBENCH_SANDBOX_LIFETIME.
+Settings (`cooperbench config`): modal_app (default "cooperbench"), image_prefix, base_image,
+docker_cpus, docker_memory (MiB or "4g"), sandbox_lifetime.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import posixpath
 import shlex
 import time
 
-from ..dataset import read_task_file
-from ..settings import UserError
+from .. import settings
+from ..data.dataset import read_task_file
+from ..errors import UserError
 from . import ExecResult, SandboxError, images, trim_output
-
 
 
 def _modal():
@@ -54,8 +52,9 @@ class ModalSandbox:
     def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult:
         start = time.monotonic()
         try:
-            proc = self.sb.exec(*images.exec_argv(command, timeout), workdir=cwd or self.repo_dir,
-                                timeout=int(math.ceil(timeout)) + 60)
+            proc = self.sb.exec(
+                *images.exec_argv(command, timeout), workdir=cwd or self.repo_dir, timeout=int(math.ceil(timeout)) + 60
+            )
             out = proc.stdout.read()
             code = proc.wait()
         except Exception as exc:
@@ -107,11 +106,10 @@ class ModalBackend:
         self.modal = _modal()
         self.prefix = images.image_prefix()
         self.base = images.base_image()
-        self.cpus = float(os.environ["COOPERBENCH_DOCKER_CPUS"]) if os.environ.get("COOPERBENCH_DOCKER_CPUS") else None
-        self.memory = _memory_mib(os.environ.get("COOPERBENCH_DOCKER_MEMORY"))
+        self.cpus = settings.get("docker_cpus")
+        self.memory = _memory_mib(settings.get("docker_memory"))
         self.lifetime = images.lifetime()
-        self.app = self.modal.App.lookup(os.environ.get("COOPERBENCH_MODAL_APP") or "cooperbench",
-                                         create_if_missing=True)
+        self.app = self.modal.App.lookup(settings.get("modal_app"), create_if_missing=True)
         self._images: dict[str, object] = {}
 
     def image_for(self, task):
@@ -123,12 +121,17 @@ class ModalBackend:
                 image = Image.from_registry(published)
             else:
                 try:
-                    image = Image.from_dockerfile(str(task.path / "Dockerfile"), context_dir=str(task.path),
-                                                  build_args={"BASE_IMAGE": self.base} if self.base else {},
-                                                  ignore=["feature*"])
+                    image = Image.from_dockerfile(
+                        str(task.path / "Dockerfile"),
+                        context_dir=str(task.path),
+                        build_args={"BASE_IMAGE": self.base} if self.base else {},
+                        ignore=["feature*"],
+                    )
                 except TypeError:  # context_dir / build_args / ignore: newer than the oldest modal we accept
-                    raise UserError("building task images on Modal needs a newer modal package "
-                                    "(pip install -U modal), or a published image") from None
+                    raise UserError(
+                        "building task images on Modal needs a newer modal package "
+                        "(pip install -U modal), or a published image"
+                    ) from None
             script = images.sanitize_script(task.base_commit)
             self._images[task.key] = image.run_commands(f"bash -c {shlex.quote(script)}").entrypoint([])
         return self._images[task.key]
@@ -142,9 +145,16 @@ class ModalBackend:
         if self.memory:
             extra["memory"] = self.memory
         try:
-            sb = self.modal.Sandbox.create("sleep", str(self.lifetime), app=self.app, image=self.image_for(task),
-                                           timeout=self.lifetime, workdir=images.REPO_DIR, block_network=True,
-                                           **extra)
+            sb = self.modal.Sandbox.create(
+                "sleep",
+                str(self.lifetime),
+                app=self.app,
+                image=self.image_for(task),
+                timeout=self.lifetime,
+                workdir=images.REPO_DIR,
+                block_network=True,
+                **extra,
+            )
         except Exception as exc:
             raise SandboxError(f"cannot start a modal sandbox for {task.key}: {exc}") from exc
         try:

@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from cooperbench import db
+from cooperbench.store import db
 
 from ..conftest import ROOT
 from ..fake_openai import FakeOpenAI
@@ -42,12 +42,36 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, dataset_dir):
     hang = "Let me wait.\n\n```bash\nsleep 301\n```"
     with FakeOpenAI({"model": [SUBMIT, hang, SUBMIT]}) as fake:
         (tmp_path / "agent.yaml").write_text(yaml.safe_dump({"model_kwargs": {"api_base": fake.base_url}}))
-        env = {**os.environ, "COOPERBENCH_DB_URL": database, "COOPERBENCH_LOGS": str(tmp_path / "logs"),
-               "COOPERBENCH_CACHE": str(tmp_path / "cache"), "OPENAI_API_KEY": "sk-test-interrupt",
-               "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-        args = [sys.executable, "-m", "cooperbench.cli", "run", "-n", "interrupted", "-m", "openai/model",
-                "--setting", "solo", "--dataset", str(dataset_dir), "-s", "lite", "-r", "memkv_task",
-                "--agent-config", str(tmp_path / "agent.yaml"), "-j", "2"]
+        env = {
+            **os.environ,
+            "COOPERBENCH_DB_URL": database,
+            "COOPERBENCH_LOGS": str(tmp_path / "logs"),
+            "COOPERBENCH_CACHE": str(tmp_path / "cache"),
+            "OPENAI_API_KEY": "sk-test-interrupt",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        }
+        args = [
+            sys.executable,
+            "-m",
+            "cooperbench.cli",
+            "run",
+            "-n",
+            "interrupted",
+            "-m",
+            "openai/model",
+            "--setting",
+            "solo",
+            "--dataset",
+            str(dataset_dir),
+            "-s",
+            "lite",
+            "-r",
+            "memkv_task",
+            "--agent-config",
+            str(tmp_path / "agent.yaml"),
+            "-j",
+            "2",
+        ]
         first = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
         def done_pairs():

@@ -6,7 +6,8 @@ import socket
 import subprocess
 import time
 
-from cooperbench import api, db
+from cooperbench import api
+from cooperbench.store import db
 
 from ..conftest import Worker
 
@@ -18,8 +19,22 @@ def _free_port() -> int:
 
 
 def _redis(port: int, workdir) -> subprocess.Popen:
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     for _ in range(100):
         if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0:
             return proc
@@ -34,8 +49,9 @@ def test_redis_restart_mid_experiment(tmp_path):
     server = _redis(port, tmp_path)
     worker = Worker(broker, database, tmp_path / "worker.log", concurrency=2)
     try:
-        kwargs = dict(agent="gold", setting="solo", repo="memkv_task", broker=broker, db_url=database,
-                      logs=str(tmp_path / "logs"))
+        kwargs = dict(
+            agent="gold", setting="solo", repo="memkv_task", broker=broker, db_url=database, logs=str(tmp_path / "logs")
+        )
         api.run("restart", wait=False, **kwargs)
         deadline = time.monotonic() + 60
         while not db.query(database, db.AgentRun, experiment="restart"):

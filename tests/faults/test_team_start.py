@@ -2,7 +2,8 @@
 
 import time
 
-from cooperbench import api, db
+from cooperbench import api
+from cooperbench.store import db
 
 from ..conftest import Worker
 
@@ -12,8 +13,17 @@ def test_a_team_on_a_pool_of_one_ends_as_an_infrastructure_error(redis_url, tmp_
     worker = Worker(redis_url, database, tmp_path / "worker.log", concurrency=1)
     try:
         started = time.monotonic()
-        (rec,) = api.run("pool-of-one", agent="gold", repo="memkv_task", features=(1, 3), broker=redis_url,
-                         db_url=database, logs=str(tmp_path / "logs"), team_start_timeout=3, timeout=120)
+        (rec,) = api.run(
+            "pool-of-one",
+            agent="gold",
+            repo="memkv_task",
+            features=(1, 3),
+            broker=redis_url,
+            db_url=database,
+            logs=str(tmp_path / "logs"),
+            team_start_timeout=3,
+            timeout=120,
+        )
         took = time.monotonic() - started
     finally:
         worker.stop()

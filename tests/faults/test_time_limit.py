@@ -11,10 +11,12 @@ import yaml
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # the installed price data, no download
 
-from cooperbench import api, db
-from cooperbench.dataset import Pair
+from cooperbench import api
+from cooperbench.data.dataset import Pair
 from cooperbench.experiment import ExperimentSpec, agent_run_id
-from cooperbench.pipeline import evaluate_pair, run_agent
+from cooperbench.pair.agent_step import run_agent
+from cooperbench.pair.eval_step import evaluate_pair
+from cooperbench.store import db
 
 from ..conftest import DATASET, Worker, run_cli
 from ..fake_openai import FakeOpenAI, Hold
@@ -29,11 +31,22 @@ def test_no_agent_starts_after_the_time_limit_and_a_later_run_does_the_rest(redi
     submitted = time.monotonic()
     # the first pair's agent is still at work when the limit passes; on a pool of one, the others start later
     fake = FakeOpenAI({"solo": [Hold(lambda: time.monotonic() > submitted + LIMIT + 1, SUBMIT), SUBMIT, SUBMIT]})
-    (tmp_path / "agent.yaml").write_text(yaml.safe_dump({"retry_base_delay": 0.01, "retry_max": 1,
-                                                          "model_kwargs": {"api_base": fake.base_url}}))
-    options = dict(agent="mini_swe_agent", model="openai/solo", setting="solo", repo="memkv_task",
-                   features=(1, 2, 3), dataset=str(dataset_dir), broker=redis_url, db_url=database,
-                   logs=str(tmp_path / "logs"), agent_config=str(tmp_path / "agent.yaml"), timeout=120)
+    (tmp_path / "agent.yaml").write_text(
+        yaml.safe_dump({"retry_base_delay": 0.01, "retry_max": 1, "model_kwargs": {"api_base": fake.base_url}})
+    )
+    options = dict(
+        agent="mini_swe_agent",
+        model="openai/solo",
+        setting="solo",
+        repo="memkv_task",
+        features=(1, 2, 3),
+        dataset=str(dataset_dir),
+        broker=redis_url,
+        db_url=database,
+        logs=str(tmp_path / "logs"),
+        agent_config=str(tmp_path / "agent.yaml"),
+        timeout=120,
+    )
     worker = Worker(redis_url, database, tmp_path / "worker.log", concurrency=1, extra_env=env)
     with fake:
         try:
@@ -58,8 +71,14 @@ def test_no_agent_starts_after_the_time_limit_and_a_later_run_does_the_rest(redi
 def test_a_coop_agent_does_not_start_alone_when_its_teammate_is_past_the_limit(redis_url, tmp_path):
     database = f"sqlite:///{tmp_path / 'r.db'}"
     pair = Pair("memkv_task", 2, (1, 3))
-    spec = ExperimentSpec(name="limited-coop", agent="gold", dataset=str(DATASET), logs=str(tmp_path / "logs"),
-                          team_start_timeout=120, deadline=time.time() + 2)
+    spec = ExperimentSpec(
+        name="limited-coop",
+        agent="gold",
+        dataset=str(DATASET),
+        logs=str(tmp_path / "logs"),
+        team_start_timeout=120,
+        deadline=time.time() + 2,
+    )
     early = {}
 
     def agent1():  # starts in time, then waits for its teammate
@@ -75,7 +94,8 @@ def test_a_coop_agent_does_not_start_alone_when_its_teammate_is_past_the_limit(r
     assert early["returned"] - withdrew < 5  # told at once, not after its 120 s team-start wait
     assert (late["status"], early["summary"]["status"]) == ("Skipped", "Skipped")
     assert early["summary"]["error"].startswith(
-        "not started: teammate agent2 was not started (the experiment's time limit passed at ")
+        "not started: teammate agent2 was not started (the experiment's time limit passed at "
+    )
     rec = evaluate_pair(spec, pair, redis_url, database)
     assert (rec["status"], rec["error_kind"], rec["both_passed"]) == ("skipped", "budget", False)
     assert all(not r.patch for r in db.query(database, db.AgentRun, experiment="limited-coop"))
@@ -96,12 +116,27 @@ def test_an_agent_past_the_harness_time_limit_is_stopped_and_keeps_its_change(tm
     # the agent's own limits would let this command run for 10 minutes
     command = "echo '# started' >> memkv/store.py && sleep 600"
     with FakeOpenAI({"solo": [f"Go.\n\n```bash\n{command}\n```", SUBMIT]}) as fake:
-        (tmp_path / "agent.yaml").write_text(yaml.safe_dump(
-            {"command_timeout": 600, "wall_time_limit": 3600, "retry_base_delay": 0.01, "retry_max": 1,
-             "model_kwargs": {"api_base": fake.base_url}}))
-        spec = ExperimentSpec(name="agent-limit", setting="solo", agent="mini_swe_agent", model="openai/solo",
-                              dataset=str(DATASET), logs=str(tmp_path / "logs"), agent_config=str(tmp_path / "agent.yaml"),
-                              agent_time_limit=3)
+        (tmp_path / "agent.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "command_timeout": 600,
+                    "wall_time_limit": 3600,
+                    "retry_base_delay": 0.01,
+                    "retry_max": 1,
+                    "model_kwargs": {"api_base": fake.base_url},
+                }
+            )
+        )
+        spec = ExperimentSpec(
+            name="agent-limit",
+            setting="solo",
+            agent="mini_swe_agent",
+            model="openai/solo",
+            dataset=str(DATASET),
+            logs=str(tmp_path / "logs"),
+            agent_config=str(tmp_path / "agent.yaml"),
+            agent_time_limit=3,
+        )
         started = time.monotonic()
         summary = run_agent(spec, pair, "solo", pair.features, None, database)
         took = time.monotonic() - started

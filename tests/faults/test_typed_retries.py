@@ -3,28 +3,42 @@ backoff inside the same run; an agent's own failure is final and never retried."
 
 from pathlib import Path
 
-from cooperbench import api, db
+from cooperbench import api
+from cooperbench.store import db
 
 from ..conftest import Worker
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 
 
-def test_infrastructure_failures_are_retried_and_agent_failures_are_not(redis_url, tmp_path, dataset_copy,
-                                                                        monkeypatch):
+def test_infrastructure_failures_are_retried_and_agent_failures_are_not(redis_url, tmp_path, dataset_copy, monkeypatch):
     monkeypatch.syspath_prepend(str(PLUGINS))  # the `flaky` backend's package, as the worker has it
     flaky = tmp_path / "flaky"
     flaky.mkdir()
     # feature 1's gold patch is broken: that agent fails on its own, which must not be retried
     (dataset_copy / "memkv_task" / "task2" / "feature1" / "feature.patch").write_text("not a patch\n")
     database = f"sqlite:///{tmp_path / 'r.db'}"
-    worker = Worker(redis_url, database, tmp_path / "worker.log", concurrency=2,
-                    extra_env={"PYTHONPATH": str(PLUGINS), "COOPERBENCH_FLAKY_DIR": str(flaky),
-                               "COOPERBENCH_INFRA_BACKOFF": "0.2"})
+    worker = Worker(
+        redis_url,
+        database,
+        tmp_path / "worker.log",
+        concurrency=2,
+        extra_env={"PYTHONPATH": str(PLUGINS), "COOPERBENCH_FLAKY_DIR": str(flaky), "COOPERBENCH_INFRA_BACKOFF": "0.2"},
+    )
     try:
-        recs = api.run("retried", agent="gold", setting="coop", backend="flaky", dataset=str(dataset_copy),
-                       repo="memkv_task", features=(3,), broker=redis_url, db_url=database,
-                       logs=str(tmp_path / "logs"), timeout=300)
+        recs = api.run(
+            "retried",
+            agent="gold",
+            setting="coop",
+            backend="flaky",
+            dataset=str(dataset_copy),
+            repo="memkv_task",
+            features=(3,),
+            broker=redis_url,
+            db_url=database,
+            logs=str(tmp_path / "logs"),
+            timeout=300,
+        )
     finally:
         worker.stop()
     by_pair = {tuple(r["features"]): r for r in recs}
@@ -47,9 +61,10 @@ def test_what_a_failed_attempt_cost_is_still_counted(tmp_path, monkeypatch):
 
     import yaml
 
-    from cooperbench.dataset import Pair
+    from cooperbench.data.dataset import Pair
     from cooperbench.experiment import ExperimentSpec, agent_run_id
-    from cooperbench.pipeline import run_agent, spent
+    from cooperbench.pair.agent_step import run_agent
+    from cooperbench.pair.budget import spent
 
     from ..conftest import DATASET
     from ..fake_openai import Answer, FakeOpenAI, Hold
@@ -64,15 +79,25 @@ def test_what_a_failed_attempt_cost_is_still_counted(tmp_path, monkeypatch):
         return True
 
     priced = dict(prompt_tokens=10_000, completion_tokens=10)  # gpt-4o has a known price
-    script = [Hold(sandbox_lost, Answer("Look.\n\n```bash\nls\n```", **priced)),
-              Answer("Done.\n\n```bash\necho COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT\n```", **priced)]
+    script = [
+        Hold(sandbox_lost, Answer("Look.\n\n```bash\nls\n```", **priced)),
+        Answer("Done.\n\n```bash\necho COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT\n```", **priced),
+    ]
     database = f"sqlite:///{tmp_path / 'r.db'}"
     pair = Pair("memkv_task", 2, (1, 3))
     with FakeOpenAI({"gpt-4o": script}) as fake:
-        (tmp_path / "agent.yaml").write_text(yaml.safe_dump({"retry_base_delay": 0.01,
-                                                              "model_kwargs": {"api_base": fake.base_url}}))
-        spec = ExperimentSpec(name="paid", setting="solo", agent="mini_swe_agent", model="openai/gpt-4o",
-                              dataset=str(DATASET), logs=str(tmp_path / "logs"), agent_config=str(tmp_path / "agent.yaml"))
+        (tmp_path / "agent.yaml").write_text(
+            yaml.safe_dump({"retry_base_delay": 0.01, "model_kwargs": {"api_base": fake.base_url}})
+        )
+        spec = ExperimentSpec(
+            name="paid",
+            setting="solo",
+            agent="mini_swe_agent",
+            model="openai/gpt-4o",
+            dataset=str(DATASET),
+            logs=str(tmp_path / "logs"),
+            agent_config=str(tmp_path / "agent.yaml"),
+        )
         first = run_agent(spec, pair, "solo", pair.features, None, database)
         failed = db.get(database, db.AgentRun, agent_run_id("paid", pair, "solo"))
         second = run_agent(spec, pair, "solo", pair.features, None, database)

@@ -1,0 +1,54 @@
+"""The farm's two Celery tasks: run one agent of a pair, and evaluate the pair.
+
+They are thin: the work is in `pair/` (`agent_step.run_agent`, `eval_step.evaluate_pair`).
+Task names and the `argsrepr` set at submit time say which experiment, pair and agent a
+task is, so Flower shows it. The teammates' mailbox lives on the broker's Redis (or
+`cooperbench_mailbox_url` if set).
+"""
+
+from __future__ import annotations
+
+from .. import settings
+from ..data.dataset import Pair
+from ..experiment import ExperimentSpec
+from ..pair.agent_step import run_agent
+from ..pair.eval_step import evaluate_pair
+from ..statuses import ErrorKind, MergeStatus
+
+AGENT_TASK = "cooperbench.agent"
+EVALUATE_TASK = "cooperbench.evaluate"
+
+
+def mailbox_url(app) -> str:
+    return app.conf.get("cooperbench_mailbox_url") or app.conf.broker_url
+
+
+def _retry_infra(task, failed: bool):
+    """Typed retries: an infrastructure failure is tried again, with exponential backoff, up to
+    the `infra_retries` setting's times; an agent's or a test's failure never is."""
+    limit = settings.get("infra_retries")
+    if failed and task.request.retries < limit:
+        base = settings.get("infra_backoff")
+        raise task.retry(countdown=base * 2**task.request.retries, max_retries=limit)
+
+
+def agent_task(self, spec: dict, pair: dict, agent_id: str, features: list[int]) -> dict:
+    summary = run_agent(
+        ExperimentSpec.from_json(spec), Pair.from_json(pair), agent_id, tuple(features), mailbox_url(self.app)
+    )
+    _retry_infra(self, summary.get("retryable", False))
+    return summary
+
+
+def evaluation_task(self, spec: dict, pair: dict) -> dict:
+    record = evaluate_pair(ExperimentSpec.from_json(spec), Pair.from_json(pair), mailbox_url(self.app))
+    # a missing agent patch is retried through the agent's own task, not here
+    _retry_infra(
+        self, record.get("error_kind") == ErrorKind.INFRA and record.get("merge_status") != MergeStatus.MISSING_INPUT
+    )
+    return record
+
+
+def register(app) -> None:
+    app.task(name=AGENT_TASK, bind=True)(agent_task)
+    app.task(name=EVALUATE_TASK, bind=True)(evaluation_task)

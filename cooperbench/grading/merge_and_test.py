@@ -1,0 +1,215 @@
+"""Merge-and-test: apply each agent's patch on its own branch, merge them, run every feature's tests.
+
+All of it happens in a fresh sandbox of the task (never an agent's), so nothing an agent
+left behind can leak into the result:
+1. drop test-file sections from each patch (the benchmark's own tests are what count);
+2. apply each patch on a branch from the base (plain, then 3-way): applied/skipped/failed;
+3. merge the branches naively; if that conflicts, retry with git's union merge;
+4. for each feature: reset to the merged tree, run the task's test script with that
+   feature's `tests.patch`, and parse the output. A feature passes only if the script
+   exits 0 and the output shows at least one passed and no failed test.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from ..data.dataset import Feature, Task, read_task_file
+from ..sandbox import Sandbox, SandboxBackend, SandboxError, track
+from ..statuses import ErrorKind, MergeStatus, MergeStrategy, PatchState
+from .patchcheck import ensure_safe, failed, patch_error
+from .patchutil import drop_test_files
+from .testparse import parse_test_output
+
+TEST_TIMEOUT = 1800.0
+
+
+@dataclass
+class FeatureOutcome:
+    feature: int
+    passed: bool
+    exit_code: int | None
+    tests_passed: int
+    tests_failed: int
+    framework: str
+    duration: float
+    output: str = field(repr=False, default="")
+    timed_out: bool = False  # the test command outran its time limit and was killed
+
+
+@dataclass
+class EvalOutcome:
+    merge_status: MergeStatus
+    merge_strategy: MergeStrategy | None  # None when nothing was merged (missing input)
+    patch_status: dict[str, str]  # agent id -> PatchState
+    features: list[FeatureOutcome]
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+
+    @property
+    def all_passed(self) -> bool:
+        return bool(self.features) and all(f.passed for f in self.features)
+
+    @property
+    def both_passed(self) -> bool:
+        return self.merge_status in (MergeStatus.CLEAN, MergeStatus.CONFLICTS) and self.all_passed
+
+    @property
+    def clean_success(self) -> bool:
+        return self.merge_status == MergeStatus.CLEAN and self.merge_strategy == MergeStrategy.NAIVE and self.all_passed
+
+
+def _sh(sandbox: Sandbox, script: str, timeout: float = 300) -> tuple[int, str]:
+    result = sandbox.exec(script, timeout=timeout, confined=False)
+    return result.exit_code, result.output
+
+
+def _must(sandbox: Sandbox, script: str) -> str:
+    code, out = _sh(sandbox, script)
+    if code != 0:
+        raise SandboxError(f"harness command failed ({script.split('&&')[0].strip()[:60]}): {out.strip()[-300:]}")
+    return out
+
+
+def apply_on_branch(sandbox: Sandbox, name: str, patch: str) -> str:
+    """Apply `patch` on branch cb-<name> from the base: 'applied', 'skipped' (empty) or 'failed'.
+
+    A 'failed' status is a `patchcheck.PatchStatus` (a str) whose `.reason` says why: a patch
+    refused by `patchcheck.check_patch` (never written), or git's own error."""
+    if not patch.strip():
+        return PatchState.SKIPPED
+    rejected = patch_error(patch, f"patch from {name}")
+    if rejected:  # never written into the sandbox; the status carries the reason
+        return failed(rejected)
+    path = shlex.quote(f"{sandbox.files_dir}/{name}.patch")
+    sandbox.write_file(f"{sandbox.files_dir}/{name}.patch", patch.encode("utf-8", "surrogateescape"))
+    _must(sandbox, f"git checkout -q -B cb-{name} cb-base")
+    code, out = _sh(sandbox, f"git apply --index {path} || git apply --3way {path}")
+    if code != 0:
+        _sh(sandbox, "git reset -q --hard && git checkout -q cb-base")
+        errors = [line for line in out.splitlines() if line.startswith("error:")] or out.strip().splitlines()[-1:]
+        return failed(f"patch from {name} does not apply: {(errors or ['git apply failed'])[-1][:300]}")
+    _must(sandbox, f"git commit -q --no-verify --allow-empty -m {shlex.quote(name)}")
+    return PatchState.APPLIED
+
+
+def merge_branches(sandbox: Sandbox, branches: list[str]) -> tuple[str, str | None, bool]:
+    """Merge the applied branches into cb-merged: (merge status, strategy, whether a merged tree exists)."""
+    _must(sandbox, f"git checkout -q -B cb-merged {'cb-' + branches[0] if branches else 'cb-base'}")
+    status, strategy = MergeStatus.CLEAN, MergeStrategy.NAIVE
+    attributes = shlex.quote(f"{sandbox.repo_dir}/.git/info/attributes")
+    for other in branches[1:]:
+        code, _ = _sh(sandbox, f"git merge -q --no-edit --no-verify cb-{other}")
+        if code == 0:
+            continue
+        _sh(sandbox, "git merge --abort")
+        status, strategy = MergeStatus.CONFLICTS, MergeStrategy.UNION
+        code, out = _sh(
+            sandbox,
+            f"mkdir -p $(dirname {attributes}) && echo '* merge=union' > {attributes} && "
+            f"git merge -q --no-edit --no-verify cb-{other}",
+        )
+        _sh(sandbox, f"rm -f {attributes}")
+        if code != 0:
+            _sh(sandbox, "git merge --abort")
+            return MergeStatus.CONFLICTS, MergeStrategy.UNION, False
+    return status, strategy, True
+
+
+def run_feature_tests(
+    sandbox: Sandbox,
+    task: Task,
+    feature: Feature,
+    *,
+    ref: str = "HEAD",
+    extra_patch: str | None = None,
+    timeout: float = TEST_TIMEOUT,
+) -> FeatureOutcome:
+    """Reset to `ref`, run the task's test script for `feature` (optionally with a feature patch)."""
+    _must(sandbox, f"git reset -q --hard {shlex.quote(ref)} && git clean -qfd")
+    files = sandbox.files_dir
+    sandbox.write_file(f"{files}/tests{feature.number}.patch", feature.tests_patch.encode("utf-8", "surrogateescape"))
+    args = [f"{files}/tests{feature.number}.patch"]
+    if extra_patch is not None:
+        sandbox.write_file(f"{files}/feature{feature.number}.patch", extra_patch.encode("utf-8", "surrogateescape"))
+        args.append(f"{files}/feature{feature.number}.patch")
+    command = _test_command(sandbox, task, args)
+    result = sandbox.exec(command, timeout=timeout, confined=True)
+    counts = parse_test_output(result.output)
+    output = result.output + ("\n[cooperbench] test command timed out\n" if result.timed_out else "")
+    passed = not result.timed_out and result.exit_code == 0 and counts.passed >= 1 and counts.failed == 0
+    return FeatureOutcome(
+        feature.number,
+        passed,
+        result.exit_code,
+        counts.passed,
+        counts.failed,
+        counts.framework,
+        result.duration,
+        output,
+        result.timed_out,
+    )
+
+
+def _test_command(sandbox: Sandbox, task: Task, patch_paths: list[str]) -> str:
+    custom = getattr(sandbox, "test_command", None)  # backends that run the image's runner.sh
+    if custom is not None:
+        return custom(task, patch_paths)
+    if not (task.path / "run_tests.sh").is_file():
+        raise SandboxError(f"{task.key} has no run_tests.sh")
+    target = f"{sandbox.files_dir}/run_tests.sh"
+    sandbox.write_file(target, read_task_file(task.path, "run_tests.sh"))
+    return " ".join(shlex.quote(a) for a in ["bash", target, sandbox.repo_dir, *patch_paths])
+
+
+def merge_and_test(
+    task: Task,
+    features: list[int],
+    patches: dict[str, str | None],
+    backend: SandboxBackend,
+    *,
+    labels: dict[str, str] | None = None,
+    test_timeout: float = TEST_TIMEOUT,
+) -> EvalOutcome:
+    """Merge the agents' patches (agent id -> patch, None if missing) and test every feature."""
+    missing = sorted(agent for agent, patch in patches.items() if patch is None)
+    if missing:
+        return EvalOutcome(
+            MergeStatus.MISSING_INPUT,
+            None,
+            {a: PatchState.MISSING for a in missing},
+            [],
+            f"no patch from {', '.join(missing)}",
+            ErrorKind.INFRA,
+        )
+    for n in features:  # the benchmark's own tests patches: a malicious one is bad input, never applied
+        ensure_safe(task.feature(n).tests_patch, f"{task.key} feature{n}/tests.patch")
+    sandbox = track(backend.create(task, labels={**(labels or {}), "role": "eval"}))
+    try:
+        _must(sandbox, "git checkout -q -B cb-base")
+        status_of = {
+            agent: apply_on_branch(sandbox, agent, drop_test_files(patches[agent])) for agent in sorted(patches)
+        }
+        applied = [a for a in sorted(patches) if status_of[a] == PatchState.APPLIED]
+        merge_status, strategy, merged = merge_branches(sandbox, applied)
+        error = error_kind = None
+        broken = [a for a, s in status_of.items() if s == PatchState.FAILED]
+        if broken:
+            reasons = [getattr(status_of[a], "reason", None) or f"patch from {a} does not apply" for a in broken]
+            merge_status, error, error_kind = MergeStatus.ERROR, "; ".join(reasons), ErrorKind.AGENT
+        if not merged:
+            return EvalOutcome(
+                merge_status,
+                strategy,
+                status_of,
+                [FeatureOutcome(n, False, None, 0, 0, "none", 0.0, "merge failed") for n in features],
+                "union merge failed",
+                ErrorKind.AGENT,
+            )
+        results = [
+            run_feature_tests(sandbox, task, task.feature(n), ref="cb-merged", timeout=test_timeout) for n in features
+        ]
+        return EvalOutcome(merge_status, strategy, status_of, results, error, error_kind)
+    finally:
+        sandbox.close()

@@ -1,0 +1,198 @@
+"""A pair's first step: run one agent in a fresh sandbox and record its AgentRun row (at most once).
+
+The Celery agent task calls `run_agent`; so do the tests. It never raises for anything that
+happens inside the pair: an agent crash is its `Error`; a sandbox, broker or harness failure,
+or a model API still down after the agent's retries, is `InfraError` (kept with what the
+attempt cost, retried by the farm, never scored); a spent budget is `Skipped`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+
+import redis
+
+from ..agents import AgentContext, AgentInfraError, AgentResult, get_agent, partial_result
+from ..data.dataset import Dataset, Pair
+from ..data.repocache import RepoCache
+from ..errors import UserError
+from ..experiment import ExperimentSpec, agent_run_id, pair_id
+from ..sandbox import SandboxError, track
+from ..settings import db_url
+from ..statuses import NOT_FINAL, AgentStatus
+from ..store import db
+from ..store.artifacts import PairPaths, write_json, write_text
+from ..team import remote as shared_remote
+from ..team import start as team_start
+from ..team.liveness import Watch
+from ..team.mailbox import Mailbox
+from . import capture
+from .abandon import ABANDONED
+from .budget import budget_spent, paid
+from .timer import AgentTimer
+
+log = logging.getLogger(__name__)
+
+
+def _summary(run: db.AgentRun, retryable: bool = False) -> dict:
+    return {"agent_id": run.agent_id, "status": run.status, "error": run.error, "retryable": retryable}
+
+
+def run_agent(
+    spec: ExperimentSpec,
+    pair: Pair,
+    agent_id: str,
+    features: tuple[int, ...],
+    mailbox_url: str | None,
+    database: str | None = None,
+) -> dict:
+    """Run one agent of a pair in a fresh sandbox and record its AgentRun row (at most once)."""
+    database = db_url(database)
+    row_id = agent_run_id(spec.name, pair, agent_id)
+    done = db.get(database, db.AgentRun, row_id)
+    if done is not None and done.status not in NOT_FINAL:
+        return _summary(done)  # already ran to its own end: never pay for it twice
+
+    started, t0 = db.now(), time.monotonic()
+    earlier = paid(done.usage) if done is not None else 0.0  # attempts that failed still cost money
+    paths = PairPaths.of(spec.logs, spec.name, pair.key)
+    row = db.AgentRun(
+        id=row_id,
+        experiment=spec.name,
+        pair_id=pair_id(spec.name, pair),
+        agent_id=agent_id,
+        features=",".join(map(str, features)),
+        agent=spec.agent,
+        model=spec.model,
+        status=AgentStatus.INFRA_ERROR,
+        started_at=started,
+    )
+    row.usage = {"earlier_attempts_cost_usd": earlier} if earlier else {}
+    result: AgentResult | None = None
+    sandbox = watch = None
+    retryable = ended = False
+    team = [a for a, _ in spec.agents(pair)]
+    teammates = [a for a in team if a != agent_id]
+    together = bool(teammates and mailbox_url and (spec.messaging or spec.git))  # teams start together
+    if (why := budget_spent(spec, database)) is not None:
+        if together:
+            try:
+                team_start.withdraw(mailbox_url, spec.name, pair.key, agent_id, team, why)
+            except redis.RedisError as exc:  # the teammates then give up at their own time-out
+                log.warning("cannot tell the team of %s that %s does not start: %s", pair.key, agent_id, exc)
+        row.status, row.finished_at, row.error = AgentStatus.SKIPPED, db.now(), f"not started: {why}"
+        db.upsert(database, row)
+        return _summary(row)
+    try:
+        task = Dataset(spec.dataset).task(pair.repo, pair.task_id)
+        feats = [task.feature(n) for n in features]
+        agent = get_agent(spec.agent)
+        channel = Mailbox(mailbox_url, spec.name, pair.key) if teammates and mailbox_url else None
+        if together:
+            if spec.messaging:
+                channel.replay(agent_id)  # a restarted agent reads the conversation from the beginning
+            # alive before joining the team: teammates that see this agent started must also see it alive
+            watch = Watch(channel, agent_id, teammates, notify=spec.messaging).start()
+            team_start.wait_for_team(mailbox_url, spec.name, pair.key, agent_id, team, spec.team_start_timeout)
+        with_remote = spec.git and bool(teammates)
+        remote = (
+            shared_remote.ensure(spec.name, pair.key, RepoCache().base(task.repo_url, task.base_commit))
+            if with_remote
+            else None
+        )
+        sandbox = track(
+            spec.sandbox_backend().create(
+                task,
+                labels={"experiment": spec.name, "pair": pair.key, "agent": agent_id},
+                **({"team_remote": str(remote)} if remote else {}),
+            )
+        )
+        capture.prepare(sandbox)
+        mailbox = channel.for_agent(agent_id) if channel and spec.messaging else None
+        ctx = AgentContext(
+            spec.name,
+            pair.key,
+            agent_id,
+            teammates,
+            task,
+            feats,
+            sandbox,
+            mailbox,
+            spec.model,
+            spec.agent_config,
+            shared_remote.REMOTE_NAME if with_remote else None,
+        )
+        result, row.patch = _run_timed(agent, ctx, spec.agent_time_limit)
+        ended = True
+        row.status, row.error, row.steps = result.status, result.error, result.steps
+        row.messages_sent, row.messages_received = result.messages_sent, result.messages_received
+        row.usage = {**row.usage, **(result.usage or {})}
+    except UserError as exc:
+        row.status, row.error = AgentStatus.ERROR, f"bad input: {exc}"
+    except team_start.TeammateWithdrew as exc:
+        row.status, row.error = AgentStatus.SKIPPED, f"not started: {exc}"
+    except Exception as exc:
+        log.warning("infrastructure failure in %s %s: %s", pair.key, agent_id, exc)
+        result = partial_result(exc) or result  # what the agent had done, and spent, before the failure
+        row.status, row.error = AgentStatus.INFRA_ERROR, f"{type(exc).__name__}: {exc}"
+        row.steps = result.steps if result else 0
+        row.usage = {
+            **row.usage,
+            **((result.usage or {}) if result else {}),
+            "traceback": traceback.format_exc()[-4000:],
+        }
+        # worth another try, unless the team never got together (a pool too small stays too small)
+        retryable = not isinstance(exc, team_start.TeamDidNotStart)
+    finally:
+        if watch is not None:
+            watch.stop(finished=ended)
+        if sandbox is not None:
+            sandbox.close()
+    if watch is not None and watch.lost:
+        row.usage = {**row.usage, "teammates_lost": sorted(watch.lost)}
+    row.finished_at, row.duration = db.now(), time.monotonic() - t0
+    if ABANDONED.is_set():
+        return _summary(row)
+    write_text(paths.patch(agent_id), row.patch)
+    row.trajectory_path = write_json(
+        paths.trajectory(agent_id),
+        {
+            "agent": spec.agent,
+            "agent_id": agent_id,
+            "features": list(features),
+            "status": row.status,
+            "error": row.error,
+            "steps": row.steps,
+            "trajectory": result.trajectory if result else [],
+        },
+    )
+    db.upsert(database, row)
+    return _summary(row, retryable)
+
+
+def _run_timed(agent, ctx: AgentContext, seconds: float | None) -> tuple[AgentResult, str]:
+    """The agent's run under the harness's clock, and the patch it made.
+
+    The agent's own crash is its `Error`; past the clock it is `LimitsExceeded` (whatever it
+    raised once its sandbox was closed under it). The farm's failures (sandbox, broker, a model
+    API down past the retries) and bad input (a rejected dataset patch) are raised, carrying
+    what the agent had done so far: these are the exceptions `Agent.run`'s contract names.
+    """
+    timer = AgentTimer(ctx.sandbox, seconds)
+    try:
+        with timer:
+            result = agent.run(ctx)
+    except Exception as exc:
+        if timer.fired:
+            result = partial_result(exc) or AgentResult(AgentStatus.LIMITS_EXCEEDED)
+        elif isinstance(exc, (SandboxError, redis.RedisError, AgentInfraError, UserError)):
+            raise
+        else:
+            log.exception("agent %s crashed", ctx.agent_id)
+            result = AgentResult(AgentStatus.ERROR, error=f"{type(exc).__name__}: {exc}")
+    if timer.fired:
+        result.status, result.error = AgentStatus.LIMITS_EXCEEDED, timer.reason
+        return result, timer.patch
+    return result, capture.capture(ctx.sandbox)

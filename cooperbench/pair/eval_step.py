@@ -1,0 +1,154 @@
+"""A pair's second step: merge and test its agents' recorded patches, and record the pair's rows.
+
+The Celery evaluation task calls `evaluate_pair`; so do `cooperbench eval` and the tests. It
+never raises for anything inside the pair: a skipped agent makes the pair `skipped`, bad input
+an `input` error, a failure of the evaluation itself an `infra` error (retried, never scored).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..data.dataset import Dataset, Pair
+from ..errors import UserError
+from ..experiment import ExperimentSpec, agent_run_id, pair_id
+from ..grading.merge_and_test import EvalOutcome, merge_and_test
+from ..settings import db_url
+from ..statuses import NOT_FINAL, AgentStatus, ErrorKind, MergeStatus, PairStatus
+from ..store import db
+from ..store.artifacts import PairPaths, write_json, write_text
+from ..store.results import record
+from ..team.mailbox import Mailbox
+from .abandon import ABANDONED
+
+log = logging.getLogger(__name__)
+
+
+def disruption(spec: ExperimentSpec, runs: dict[str, db.AgentRun | None]) -> str | None:
+    """Why the team of a coop pair did not work together throughout, or None.
+
+    A teammate was lost mid-run (its heartbeat stopped: see `team.liveness`), or an agent's run
+    began after a teammate's had ended (it was started again after its worker died, or
+    resumed by a later `run`), so it worked without a live teammate.
+    """
+    if len(runs) < 2 or not (spec.messaging or spec.git):
+        return None
+    ran = {a: r for a, r in runs.items() if r is not None and r.status not in NOT_FINAL}
+    reasons = [
+        f"{a} lost {', '.join(r.usage['teammates_lost'])} mid-run"
+        for a, r in ran.items()
+        if (r.usage or {}).get("teammates_lost")
+    ]
+    reasons += [
+        f"{a} started after {b} had finished"
+        for a, r in ran.items()
+        for b, other in ran.items()
+        if a != b and r.started_at and other.finished_at and r.started_at > other.finished_at
+    ]
+    return "; ".join(reasons) or None
+
+
+def _outcome(spec: ExperimentSpec, pair: Pair, runs: dict[str, db.AgentRun | None]) -> EvalOutcome:
+    """Merge and test the patches of the pair's agent runs, or say why that cannot be done."""
+    patches = {a: (r.patch if r is not None and r.status not in NOT_FINAL else None) for a, r in runs.items()}
+    skipped = [f"{a}: {r.error}" for a, r in runs.items() if r is not None and r.status == AgentStatus.SKIPPED]
+    bad_input = [
+        f"{a}: {r.error}" for a, r in runs.items() if r is not None and (r.error or "").startswith("bad input")
+    ]
+    if skipped:
+        return EvalOutcome(MergeStatus.MISSING_INPUT, None, {}, [], "; ".join(skipped), ErrorKind.BUDGET)
+    if bad_input:
+        return EvalOutcome(MergeStatus.ERROR, None, {}, [], "; ".join(bad_input), ErrorKind.INPUT)
+    try:
+        task = Dataset(spec.dataset).task(pair.repo, pair.task_id)
+        outcome = merge_and_test(
+            task,
+            list(pair.features),
+            patches,
+            spec.sandbox_backend(),
+            labels={"experiment": spec.name, "pair": pair.key, "agent": "eval"},
+            test_timeout=spec.test_timeout,
+        )
+    except UserError as exc:
+        return EvalOutcome(MergeStatus.ERROR, None, {}, [], f"bad input: {exc}", ErrorKind.INPUT)
+    except Exception as exc:
+        log.warning("evaluation of %s failed: %s", pair.key, exc)
+        return EvalOutcome(
+            MergeStatus.ERROR, None, {}, [], f"evaluation failed: {type(exc).__name__}: {exc}", ErrorKind.INFRA
+        )
+    if outcome.error_kind is None:
+        failed_agents = [f"{a}: {r.status}: {r.error}" for a, r in runs.items() if r and r.status == AgentStatus.ERROR]
+        if failed_agents:
+            outcome.error, outcome.error_kind = "; ".join(failed_agents), ErrorKind.AGENT
+    return outcome
+
+
+def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, database: str | None = None) -> dict:
+    """Merge and test the pair's recorded patches; record the PairRun, Evaluation and message rows."""
+    database = db_url(database)
+    pid = pair_id(spec.name, pair)
+    paths = PairPaths.of(spec.logs, spec.name, pair.key)
+    runs = {a: db.get(database, db.AgentRun, agent_run_id(spec.name, pair, a)) for a, _ in spec.agents(pair)}
+    outcome = _outcome(spec, pair, runs)
+    if ABANDONED.is_set():
+        return {}
+
+    rows: list = []
+    for f in outcome.features:
+        rows.append(
+            db.Evaluation(
+                id=f"{pid}|{f.feature}",
+                experiment=spec.name,
+                pair_id=pid,
+                feature=f.feature,
+                passed=f.passed,
+                exit_code=f.exit_code,
+                tests_passed=f.tests_passed,
+                tests_failed=f.tests_failed,
+                framework=f.framework,
+                duration=f.duration,
+                timed_out=f.timed_out,
+                log_path=write_text(paths.eval_log(f.feature), f.output),
+            )
+        )
+    messages = Mailbox(mailbox_url, spec.name, pair.key).log() if mailbox_url and spec.setting == "coop" else []
+    for m in messages:
+        rows.append(
+            db.MessageRow(
+                id=f"{pid}|{m.seq}",
+                experiment=spec.name,
+                pair_id=pid,
+                seq=m.seq,
+                sender=m.sender,
+                recipient=m.recipient,
+                body=m.body,
+                sent_at=m.sent_at,
+            )
+        )
+    if messages:
+        write_json(paths.messages, [m.__dict__ for m in messages])
+    pair_row = db.PairRun(
+        id=pid,
+        experiment=spec.name,
+        repo=pair.repo,
+        task_id=pair.task_id,
+        features=",".join(map(str, pair.features)),
+        setting=spec.setting,
+        status=PairStatus.after(outcome.error_kind),
+        merge_status=outcome.merge_status,
+        merge_strategy=outcome.merge_strategy,
+        patch_status=outcome.patch_status,
+        both_passed=outcome.both_passed,
+        clean_success=outcome.clean_success,
+        error=outcome.error,
+        error_kind=outcome.error_kind,
+        disruption=disruption(spec, runs),
+        finished_at=db.now(),
+    )
+    existing = db.get(database, db.PairRun, pid)
+    if existing is not None:
+        pair_row.submitted_at = existing.submitted_at
+    db.upsert(database, *rows, pair_row)
+    data = record(pair_row, {e.feature: e.passed for e in rows if isinstance(e, db.Evaluation)})
+    write_json(paths.result, data)
+    return data

@@ -1,0 +1,214 @@
+"""Result tables (SQLModel) and idempotent writes, on SQLite by default or any SQLAlchemy URL.
+
+Every row's primary key is derived from what it describes (experiment, pair, agent,
+feature, message number), so a task that is delivered twice writes the same row twice
+instead of adding a second one. A database made by an earlier version gets the columns
+added since (`add_missing_columns`), so its results stay readable and resumable.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, event, inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from ..errors import UserError
+from ..statuses import PairStatus
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Experiment(SQLModel, table=True):
+    name: str = Field(primary_key=True)
+    setting: str  # "coop" or "solo"
+    agent: str
+    model: str | None = None
+    backend: str = "local"
+    git: bool = False
+    messaging: bool = True
+    dataset: str = ""
+    created_at: datetime = Field(default_factory=now)
+
+
+class PairRun(SQLModel, table=True):
+    id: str = Field(primary_key=True)  # "<experiment>|<pair key>"
+    experiment: str = Field(index=True)
+    repo: str
+    task_id: int
+    features: str  # "1,2"
+    setting: str
+    status: str = PairStatus.QUEUED  # a statuses.PairStatus
+    merge_status: str | None = None  # clean, conflicts, missing_input, error
+    merge_strategy: str | None = None  # naive, union
+    patch_status: dict = Field(default_factory=dict, sa_column=Column(JSON))  # agent -> applied/skipped/failed
+    both_passed: bool | None = None
+    clean_success: bool | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    error_kind: str | None = None  # infra, agent, input
+    # why the team did not run together throughout (a teammate lost mid-run, or one agent ran after
+    # the other had finished); None for an undisturbed pair
+    disruption: str | None = Field(default=None, sa_column=Column(Text))
+    submitted_at: datetime = Field(default_factory=now)
+    finished_at: datetime | None = None
+
+
+class AgentRun(SQLModel, table=True):
+    id: str = Field(primary_key=True)  # "<experiment>|<pair key>|<agent id>"
+    experiment: str = Field(index=True)
+    pair_id: str = Field(index=True)
+    agent_id: str
+    features: str
+    agent: str
+    model: str | None = None
+    status: str  # Submitted, LimitsExceeded, Error, InfraError, ...
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    patch: str = Field(default="", sa_column=Column(Text))
+    steps: int = 0
+    messages_sent: int = 0
+    messages_received: int = 0
+    usage: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration: float = 0.0
+    trajectory_path: str | None = None
+
+
+class Evaluation(SQLModel, table=True):
+    id: str = Field(primary_key=True)  # "<experiment>|<pair key>|<feature>"
+    experiment: str = Field(index=True)
+    pair_id: str = Field(index=True)
+    feature: int
+    passed: bool
+    exit_code: int | None = None
+    tests_passed: int = 0
+    tests_failed: int = 0
+    framework: str | None = None
+    duration: float = 0.0
+    timed_out: bool = False  # the test command was killed at the --test-timeout limit
+    log_path: str | None = None
+
+
+class MessageRow(SQLModel, table=True):
+    __tablename__ = "message"
+    id: str = Field(primary_key=True)  # "<experiment>|<pair key>|<seq>"
+    experiment: str = Field(index=True)
+    pair_id: str = Field(index=True)
+    seq: int
+    sender: str
+    recipient: str
+    body: str = Field(sa_column=Column(Text))
+    sent_at: float
+
+
+_engines: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def engine(url: str):
+    """One engine per URL per process, with its tables created."""
+    with _lock:
+        if url not in _engines:
+            if url.startswith("sqlite"):
+                eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+
+                @event.listens_for(eng, "connect")
+                def _sqlite_pragmas(conn, _record):
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA busy_timeout=60000")
+            else:
+                eng = create_engine(url, pool_pre_ping=True)
+            try:
+                SQLModel.metadata.create_all(eng)
+                add_missing_columns(eng)
+            except (SQLAlchemyError, ValueError) as exc:
+                raise UserError(f"cannot open database {_redact(url)}: {_first_line(exc)}") from None
+            _engines[url] = eng
+        return _engines[url]
+
+
+def add_missing_columns(eng) -> list[str]:
+    """Add the columns a table of an earlier version lacks (as nullable columns); returns them as table.column."""
+    added = []
+    existing_tables = set(inspect(eng).get_table_names())
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name not in existing_tables:
+            continue
+        have = {c["name"] for c in inspect(eng).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            kind = column.type.compile(dialect=eng.dialect)
+            try:
+                with eng.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+            except SQLAlchemyError:  # another process added it first
+                if column.name not in {c["name"] for c in inspect(eng).get_columns(table.name)}:
+                    raise
+                continue
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database url>"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def upsert(url: str, *rows: SQLModel) -> None:
+    """Insert or replace rows by primary key, in one transaction (retried on a write race)."""
+    for attempt in range(5):
+        try:
+            with Session(engine(url)) as session:
+                for row in rows:
+                    session.merge(row)
+                session.commit()
+            return
+        except (IntegrityError, OperationalError):
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def get(url: str, model: type[SQLModel], key: str):
+    with Session(engine(url)) as session:
+        return session.get(model, key)
+
+
+def query(url: str, model: type[SQLModel], **where) -> list:
+    with Session(engine(url)) as session:
+        stmt = select(model)
+        for name, value in where.items():
+            stmt = stmt.where(getattr(model, name) == value)
+        return list(session.exec(stmt).all())
+
+
+def delete_experiment(url: str, name: str) -> None:
+    with Session(engine(url)) as session:
+        for model in (MessageRow, Evaluation, AgentRun, PairRun):
+            for row in session.exec(select(model).where(model.experiment == name)).all():
+                session.delete(row)
+        row = session.get(Experiment, name)
+        if row:
+            session.delete(row)
+        session.commit()
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=str)

@@ -1,0 +1,72 @@
+"""The repository cache: clone once, honour git's url rewriting, hand out copies with nothing after the base."""
+
+import os
+import subprocess
+
+import pytest
+
+from cooperbench.data.repocache import RepoCache, git
+from cooperbench.errors import UserError
+
+from ..conftest import sh_git as _git
+
+
+def test_working_copy_holds_the_base_and_nothing_after(upstream, tmp_path):
+    bare, base, future = upstream
+    cache = RepoCache(tmp_path / "cache")
+    wc = cache.checkout(str(bare), base, tmp_path / "wc")
+    assert _git(wc, "rev-parse", "HEAD") == base
+    assert _git(wc, "rev-list", "--all", "--count") == "2"  # base and its parent
+    assert _git(wc, "tag") == "" and _git(wc, "remote") == ""
+    assert _git(wc, "branch", "--format=%(refname:short)") == "main"
+    assert git("cat-file", "-e", future, cwd=wc, check=False).returncode != 0
+    assert (
+        "SECRET"
+        not in subprocess.run(["git", "log", "--all", "-p", "--reflog"], cwd=wc, capture_output=True, text=True).stdout
+    )
+    objects = _git(wc, "cat-file", "--batch-all-objects", "--batch-check")
+    assert future not in objects
+    assert not (wc / ".git" / "FETCH_HEAD").exists() and not (wc / ".git" / "logs").exists()
+    assert (wc / "lib.py").read_text().endswith("return 2\n")
+    assert _git(wc, "status", "--porcelain") == ""
+
+
+def test_upstream_is_cloned_once(upstream, tmp_path):
+    bare, base, _ = upstream
+    cache = RepoCache(tmp_path / "cache")
+    cache.checkout(str(bare), base, tmp_path / "a")
+    mirror = cache.mirror(str(bare), base)
+    stamp = mirror.stat().st_mtime_ns
+    os.rename(bare, tmp_path / "moved.git")  # the upstream is gone: the cache must suffice
+    cache.checkout(str(bare), base, tmp_path / "b")
+    assert mirror.stat().st_mtime_ns == stamp
+    assert _git(tmp_path / "b", "rev-parse", "HEAD") == base
+
+
+def test_user_git_config_insteadof_is_honoured(upstream, tmp_path, monkeypatch):
+    bare, base, _ = upstream
+    config = tmp_path / "gitconfig"
+    config.write_text(f'[url "{bare}"]\n\tinsteadOf = https://git.example.invalid/team/lib.git\n')
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    cache = RepoCache(tmp_path / "cache")
+    wc = cache.checkout("https://git.example.invalid/team/lib.git", base, tmp_path / "wc")
+    assert _git(wc, "rev-parse", "HEAD") == base
+
+
+def test_unknown_commit_and_unreachable_url_are_user_errors(upstream, tmp_path):
+    bare, _, _ = upstream
+    cache = RepoCache(tmp_path / "cache")
+    with pytest.raises(UserError, match="not found"):
+        cache.base(str(bare), "0" * 40)
+    with pytest.raises(UserError, match="cannot clone"):
+        cache.base(str(tmp_path / "nowhere.git"), "0" * 40)
+
+
+def test_copies_are_independent(upstream, tmp_path):
+    bare, base, _ = upstream
+    cache = RepoCache(tmp_path / "cache")
+    a = cache.checkout(str(bare), base, tmp_path / "a")
+    (a / "lib.py").write_text("broken\n")
+    _git(a, "commit", "-qam", "agent commit")
+    b = cache.checkout(str(bare), base, tmp_path / "b")
+    assert _git(b, "rev-parse", "HEAD") == base and "return 2" in (b / "lib.py").read_text()

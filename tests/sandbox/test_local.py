@@ -1,0 +1,150 @@
+"""The local sandbox backend: confinement under bubblewrap, time limits, and patch capture."""
+
+import shutil
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cooperbench.data.repocache import RepoCache
+from cooperbench.errors import UserError
+from cooperbench.pair import capture
+from cooperbench.sandbox import Sandbox, get_backend
+from cooperbench.sandbox.local import LocalBackend
+
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+
+
+@dataclass
+class FakeTaskRef:
+    """Just what a backend reads from a task: where the repository is and its base commit."""
+
+    repo_url: str
+    base_commit: str
+    key: str = "lib_task/task1"
+
+
+@pytest.fixture
+def backend(tmp_path, upstream):
+    bare, base, _ = upstream
+    secret_dir = tmp_path / "gold"
+    secret_dir.mkdir()
+    (secret_dir / "feature.patch").write_text("the gold patch\n")
+    be = LocalBackend(cache=RepoCache(tmp_path / "cache"), scratch=tmp_path / "sandboxes", hide=[secret_dir])
+    return be, FakeTaskRef(str(bare), base), secret_dir
+
+
+@pytest.fixture
+def sandbox(backend):
+    be, task, _ = backend
+    sb = be.create(task, labels={"pair": "lib_task/task1/f1-f2", "agent": "agent1"})
+    yield sb
+    sb.close()
+
+
+def test_registry_knows_local_and_rejects_unknown():
+    assert isinstance(get_backend("local"), LocalBackend)
+    with pytest.raises(UserError, match="unknown sandbox backend 'nope'"):
+        get_backend("nope")
+
+
+def test_sandbox_speaks_the_protocol_and_cleans_up(sandbox):
+    assert isinstance(sandbox, Sandbox)
+    result = sandbox.exec("git rev-parse --abbrev-ref HEAD && cat lib.py", timeout=30)
+    assert result.exit_code == 0 and result.output.startswith("main\n")
+    sandbox.write_file(f"{sandbox.files_dir}/big.patch", b"x" * 3_000_000)
+    assert sandbox.read_file(f"{sandbox.files_dir}/big.patch") == b"x" * 3_000_000
+    with pytest.raises(ValueError):
+        sandbox.write_file("/etc/evil", b"no")
+    root = Path(sandbox.repo_dir).parent
+    sandbox.close()
+    assert not root.exists()
+
+
+def test_timeout_kills_the_whole_command(sandbox):
+    result = sandbox.exec("sleep 30 & sleep 30; echo never", timeout=1)
+    assert result.timed_out and "never" not in result.output and result.duration < 10
+
+
+def test_secrets_in_the_worker_environment_do_not_reach_commands(sandbox, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-should-not-leak")
+    out = sandbox.exec("env", timeout=30).output
+    assert "sk-test-should-not-leak" not in out and "PATH=" in out
+
+
+@needs_bwrap
+def test_confined_commands_have_no_network(sandbox):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    threading.Thread(target=lambda: server.accept(), daemon=True).start()
+    probe = (
+        f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3); print('CONNECTED')\""
+    )
+    assert "CONNECTED" in sandbox.exec(probe, timeout=30, confined=False).output  # the server is real
+    confined = sandbox.exec(probe, timeout=30)
+    assert confined.exit_code != 0 and "CONNECTED" not in confined.output
+    server.close()
+
+
+@needs_bwrap
+def test_confined_commands_write_only_their_working_copy_and_cannot_see_gold(backend, sandbox, tmp_path):
+    _, _, secret_dir = backend
+    outside = tmp_path / "outside.txt"
+    result = sandbox.exec(
+        f"echo hi > {outside}; echo ok > inside.txt; cat {secret_dir}/feature.patch; ls {tmp_path / 'cache'}",
+        timeout=30,
+    )
+    assert not outside.exists()
+    assert (Path(sandbox.repo_dir) / "inside.txt").read_text() == "ok\n"
+    assert "the gold patch" not in result.output
+    assert "mirrors" not in result.output and "bases" not in result.output
+
+
+def test_without_bwrap_a_warning_is_given_once(backend, monkeypatch, caplog):
+    import cooperbench.sandbox.local as local
+
+    monkeypatch.setenv("COOPERBENCH_NO_BWRAP", "1")
+    monkeypatch.setattr(local, "_warned", False)
+    be, task, _ = backend
+    with caplog.at_level("WARNING"):
+        LocalBackend(cache=be.cache, scratch=be.scratch)
+        LocalBackend(cache=be.cache, scratch=be.scratch)
+    assert sum("bwrap not found" in r.message for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize(
+    "mischief",
+    [
+        "git add -A && git commit -qm work",
+        "git add -A && git commit -qm work && git checkout -q -b elsewhere && git reset -q --hard HEAD~1",
+        "rm -rf .git",
+        "git stash -u -q || true",
+    ],
+)
+def test_capture_is_the_real_change_whatever_the_agent_did_to_git(sandbox, mischief):
+    capture.prepare(sandbox)
+    sandbox.exec(
+        "printf 'def f():\\n    return 3\\n' > lib.py && mkdir -p pkg && echo 'x = 1' > pkg/new.py && "
+        "printf '\\x00\\x01binary' > blob.bin && mkdir -p __pycache__ && echo junk > __pycache__/c.pyc",
+        timeout=30,
+    )
+    before = capture.capture(sandbox)
+    sandbox.exec(mischief, timeout=30)
+    if "stash" in mischief or "reset" in mischief:
+        # the working tree itself changed back: the capture must say so, not what git history says
+        after = capture.capture(sandbox)
+        assert "return 3" not in after
+        return
+    after = capture.capture(sandbox)
+    assert after == before
+    assert "+    return 3" in after and "pkg/new.py" in after and "blob.bin" in after and "GIT binary patch" in after
+    assert "__pycache__" not in after
+
+
+def test_capture_of_untouched_copy_is_empty(sandbox):
+    capture.prepare(sandbox)
+    assert capture.capture(sandbox) == ""
