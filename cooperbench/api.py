@@ -29,6 +29,14 @@ def select_pairs(dataset=None, repo=None, task=None, features=None, subset=None)
     return ds, pairs
 
 
+def select_tasks(dataset=None, repo=None, task=None, features=None, subset=None) -> list:
+    """The tasks of the pairs the filters select."""
+    _, pairs = select_pairs(dataset, repo, task, features, subset)
+    ds = Dataset(settings.dataset_dir(dataset))
+    keys = dict.fromkeys((p.repo, p.task_id) for p in pairs)
+    return [ds.task(repo_name, task_id) for repo_name, task_id in keys]
+
+
 def make_spec(
     name: str,
     ds: Dataset,
@@ -129,12 +137,15 @@ def run(
     timeout=None,
     wait=True,
     progress: Callable[[int, int], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """Run an experiment and return one record per pair.
 
     With no broker configured (argument or the `broker_url` setting) it runs on an embedded
-    farm: a private Redis and an in-process worker. With a broker, it submits to the farm's
-    workers and (if `wait`) follows progress. Pairs already done are not run again unless `force`.
+    farm: a private Redis and an in-process worker, on this machine, whose task environments
+    are prepared first (`say` tells which). With a broker, it submits to the farm's workers
+    (each prepares what it lacks on first use) and (if `wait`) follows progress. Pairs already
+    done are not run again unless `force`.
     """
     from .farm import submit as workflow
     from .farm.app import create_app
@@ -189,9 +200,24 @@ def run(
 
     from .farm.embedded import farm
 
+    _prepare_environments(ds, pairs, backend, say)
+
     workers = concurrency or max(2, os.cpu_count() or 2)
     with _env(**{settings.env_name("db_url"): database}), farm(workers) as app:
         return go(app)
+
+
+def _prepare_environments(ds: Dataset, pairs: list[Pair], backend: str, say) -> None:
+    """Prepare (once per machine) the environments the pairs' tasks need, saying so; a task that
+    cannot be prepared is left to its pairs, which record it as an infrastructure error."""
+    from .environments.prepared import EnvironmentUnavailable, ensure
+
+    for repo_name, task_id in dict.fromkeys((p.repo, p.task_id) for p in pairs):
+        try:
+            ensure(ds.task(repo_name, task_id), backend, say=say)
+        except EnvironmentUnavailable as exc:
+            if say:
+                say(f"{exc}: its pairs are recorded as infrastructure errors")
 
 
 def evaluate(name: str, *, db_url=None, logs=None, dataset=None, concurrency=None) -> list[dict]:

@@ -12,13 +12,14 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import click
 
 from . import api, settings
 from .errors import UserError
 from .settings import env_name
-from .statuses import MergeStatus, PairStatus
+from .statuses import EnvironmentState, MergeStatus, PairStatus
 
 
 def _features(value: str | None) -> tuple[int, ...] | None:
@@ -187,6 +188,7 @@ def run(name, concurrency, timeout, as_json, **options):
         recs = api.run(
             name,
             features=_features(options.pop("features")),
+            say=lambda message: click.echo(message, err=True),
             concurrency=concurrency,
             timeout=timeout,
             progress=progress,
@@ -313,7 +315,11 @@ def dataset_validate(as_json, features, dataset, repo, task, subset):
     ]
     if not tasks:
         raise UserError("no tasks match the filters")
-    problems = validate(ds, get_backend("local", hide=[ds.root]), tasks, only=only)
+    from .environments.prepared import ensure
+
+    problems = validate(
+        ds, get_backend("local", hide=[ds.root]), tasks, only=only, environment_of=lambda t: ensure(t, "local")
+    )
     if as_json:
         click.echo(json.dumps([p.__dict__ for p in problems], indent=2))
     else:
@@ -346,6 +352,77 @@ def dataset_conflicts(as_json, features, **options):
         s: sum(e["status"] == s for e in found) for s in (MergeStatus.CLEAN, MergeStatus.CONFLICTS, MergeStatus.ERROR)
     }
     click.echo(f"{len(found)} pair(s): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@main.group("env")
+def env_group() -> None:
+    """Task environments: each task's dependencies, prepared once per machine and used offline."""
+
+
+@env_group.command("prepare")
+@selection
+@click.option("--backend", default="local", show_default=True, help="Sandbox backend the environments are for.")
+@click.option("--force", is_flag=True, help="Prepare again, even environments already ready or failed.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def env_prepare(backend, force, as_json, features, **options):
+    """Prepare the selected tasks' environments (with network; no agent code runs), then check them offline."""
+    from .environments.prepared import prepare
+
+    tasks = api.select_tasks(features=_features(features), **options)
+    states = []
+    with click.progressbar(tasks, label="preparing", file=sys.stderr, item_show_func=_task_key) as bar:
+        for task in bar:
+            states.append(prepare(task, backend, force=force, say=lambda _: None))
+    _print_envs(states, as_json)
+    if any(s.state == EnvironmentState.FAILED for s in states):
+        sys.exit(1)
+
+
+def _task_key(task) -> str | None:
+    return task.key if task is not None else None
+
+
+@env_group.command("list")
+@click.option("--backend", default=None, help="Only the environments of this backend.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def env_list(backend, as_json):
+    """List this machine's task environments: state, size, when prepared, why one failed."""
+    from .environments.prepared import listing
+
+    _print_envs(listing(backend), as_json)
+
+
+@env_group.command("rm")
+@click.option("-r", "--repo", default=None, help="Only this repository folder.")
+@click.option("-t", "--task", "task", type=int, default=None, help="Only this task id.")
+@click.option("--backend", default=None, help="Only the environments of this backend.")
+@friendly
+def env_rm(repo, task, backend):
+    """Remove task environments from this machine (they are prepared again on next use)."""
+    from .environments.prepared import listing, remove
+
+    chosen = [
+        s
+        for s in listing(backend)
+        if (repo is None or s.task.split("/")[0] == repo) and (task is None or s.task.endswith(f"/task{task}"))
+    ]
+    click.echo(f"removed {remove(chosen)} environment(s)")
+
+
+def _print_envs(states, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    if as_json:
+        click.echo(json.dumps([asdict(s) for s in states], indent=2))
+        return
+    for s in states:
+        size = f"{(s.size_bytes or 0) / 2**20:.1f} MiB"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.prepared_at)) if s.prepared_at else "-"
+        took = f"{s.seconds:.0f} s" if s.seconds is not None else "-"
+        click.echo(f"{s.task:36} {s.backend:7} {s.state:18} {size:>10} {when:16} {took:>6}  {s.cause or ''}")
+    click.echo(f"{len(states)} environment(s)")
 
 
 @main.command("config")

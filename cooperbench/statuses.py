@@ -32,6 +32,11 @@ class ErrorKind(StrEnum):
     AGENT = "agent"  # the agents': scored as a failure
     INPUT = "input"  # the dataset's or the user's (a refused patch, a broken task)
     BUDGET = "budget"  # not run: the cost cap or the time limit was reached
+    EVALUATION = "evaluation"  # not graded: a test runner failed before running any test (never scored)
+
+
+# Error kinds that are never scored: the pair counts neither as passed nor as failed.
+UNSCORED = frozenset({ErrorKind.INFRA, ErrorKind.EVALUATION})
 
 
 class PairStatus(StrEnum):
@@ -45,7 +50,17 @@ class PairStatus(StrEnum):
     @classmethod
     def after(cls, error_kind: str | None) -> PairStatus:
         """A finished evaluation's pair status, by the kind of its error (if any)."""
-        return {ErrorKind.INFRA: cls.ERROR, ErrorKind.BUDGET: cls.SKIPPED}.get(error_kind, cls.DONE)
+        return {ErrorKind.INFRA: cls.ERROR, ErrorKind.EVALUATION: cls.ERROR, ErrorKind.BUDGET: cls.SKIPPED}.get(
+            error_kind, cls.DONE
+        )
+
+
+class EnvironmentState(StrEnum):
+    """Where a task's prepared environment stands on a machine (`cooperbench env list`)."""
+
+    READY = "ready"
+    FAILED = "failed"  # cannot be prepared here: its pairs are infrastructure errors naming the cause
+    NOTHING = "nothing to prepare"  # its runner installs nothing
 
 
 class MergeStatus(StrEnum):

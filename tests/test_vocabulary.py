@@ -73,7 +73,7 @@ def test_the_vocabulary_is_the_stored_strings():
     """Existing databases and JSON outputs hold these exact strings."""
     assert [s.value for s in AgentStatus] == ["Submitted", "LimitsExceeded", "Error", "InfraError", "Skipped"]
     assert [s.value for s in PairStatus] == ["queued", "done", "error", "skipped"]
-    assert [s.value for s in ErrorKind] == ["infra", "agent", "input", "budget"]
+    assert [s.value for s in ErrorKind] == ["infra", "agent", "input", "budget", "evaluation"]
     assert [s.value for s in MergeStatus] == ["clean", "conflicts", "missing_input", "error"]
     assert [s.value for s in PatchState] == ["applied", "skipped", "failed", "missing"]
     assert json.dumps({"status": PairStatus.DONE}) == '{"status": "done"}'

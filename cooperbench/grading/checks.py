@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.dataset import Dataset, Pair, Task, read_task_file
 from ..data.repocache import GitError, RepoCache, git
 from ..errors import UserError
-from ..sandbox import SandboxBackend
+from ..sandbox import Environment, SandboxBackend
 from ..statuses import MergeStatus
 from .merge_and_test import run_feature_tests
 from .patchcheck import ensure_safe, patch_error
@@ -38,9 +39,11 @@ def validate(
     tasks: list[Task] | None = None,
     progress=None,
     only: dict[str, set[int]] | None = None,
+    environment_of: Callable[[Task], Environment | None] | None = None,
 ) -> list[Violation]:
     """Every problem of the tasks (all of the dataset's by default); `only` limits a task (by key)
-    to some of its features."""
+    to some of its features; `environment_of` gives a task's prepared environment (its tests
+    then run offline in it, as the farm's evaluations do)."""
     problems: list[Violation] = []
     for task in tasks or dataset.tasks:
         try:
@@ -59,7 +62,13 @@ def validate(
         if len(task.features) < 2:
             problems.append(Violation(task.key, None, f"has {len(task.features)} feature(s); a pair needs 2"))
         try:
-            sandbox = backend.create(task, labels={"pair": task.key, "agent": "validate"})
+            environment = environment_of(task) if environment_of is not None else None
+        except Exception as exc:  # noqa: BLE001 - a task that cannot be prepared is a problem of its own
+            problems.append(Violation(task.key, None, str(exc)))
+            continue
+        try:
+            extra = {"environment": environment} if environment is not None else {}
+            sandbox = backend.create(task, labels={"pair": task.key, "agent": "validate"}, **extra)
         except Exception as exc:
             problems.append(Violation(task.key, None, f"cannot prepare the repository: {exc}"))
             continue

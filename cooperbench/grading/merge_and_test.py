@@ -16,7 +16,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..data.dataset import Feature, Task, read_task_file
-from ..sandbox import Sandbox, SandboxBackend, SandboxError, track
+from ..sandbox import Environment, Sandbox, SandboxBackend, SandboxError, track
 from ..statuses import ErrorKind, MergeStatus, MergeStrategy, PatchState
 from .patchcheck import ensure_safe, failed, patch_error
 from .patchutil import drop_test_files
@@ -36,6 +36,12 @@ class FeatureOutcome:
     duration: float
     output: str = field(repr=False, default="")
     timed_out: bool = False  # the test command outran its time limit and was killed
+
+    @property
+    def ran_no_test(self) -> bool:
+        """The runner failed before any test ran (an install or build step): nothing was graded."""
+        failed_to_run = self.exit_code not in (0, None) and not self.timed_out
+        return failed_to_run and self.tests_passed == 0 and self.tests_failed == 0
 
 
 @dataclass
@@ -171,8 +177,13 @@ def merge_and_test(
     *,
     labels: dict[str, str] | None = None,
     test_timeout: float = TEST_TIMEOUT,
+    environment: Environment | None = None,
 ) -> EvalOutcome:
-    """Merge the agents' patches (agent id -> patch, None if missing) and test every feature."""
+    """Merge the agents' patches (agent id -> patch, None if missing) and test every feature.
+
+    `environment` is the task's prepared environment (`cooperbench.environments`), if it has one.
+    A feature whose runner failed before running any test makes the pair an `evaluation` error
+    (not graded, never scored) unless the agents' patches already failed it."""
     missing = sorted(agent for agent, patch in patches.items() if patch is None)
     if missing:
         return EvalOutcome(
@@ -185,7 +196,8 @@ def merge_and_test(
         )
     for n in features:  # the benchmark's own tests patches: a malicious one is bad input, never applied
         ensure_safe(task.feature(n).tests_patch, f"{task.key} feature{n}/tests.patch")
-    sandbox = track(backend.create(task, labels={**(labels or {}), "role": "eval"}))
+    extra = {"environment": environment} if environment is not None else {}
+    sandbox = track(backend.create(task, labels={**(labels or {}), "role": "eval"}, **extra))
     try:
         _must(sandbox, "git checkout -q -B cb-base")
         status_of = {
@@ -210,6 +222,14 @@ def merge_and_test(
         results = [
             run_feature_tests(sandbox, task, task.feature(n), ref="cb-merged", timeout=test_timeout) for n in features
         ]
+        ungraded = [r for r in results if r.ran_no_test]
+        if ungraded and error_kind is None:
+            error_kind = ErrorKind.EVALUATION
+            error = "; ".join(
+                f"feature {r.feature}: the test runner failed before running any test (exit {r.exit_code}): "
+                + (r.output.strip().splitlines() or [""])[-1][:200]
+                for r in ungraded
+            )
         return EvalOutcome(merge_status, strategy, status_of, results, error, error_kind)
     finally:
         sandbox.close()

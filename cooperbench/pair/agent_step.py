@@ -9,6 +9,7 @@ attempt cost, retried by the farm, never scored); a spent budget is `Skipped`.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 import traceback
 
@@ -17,6 +18,8 @@ import redis
 from ..agents import AgentContext, AgentInfraError, AgentResult, get_agent, partial_result
 from ..data.dataset import Dataset, Pair
 from ..data.repocache import RepoCache
+from ..environments.prepared import EnvironmentUnavailable, for_agent
+from ..environments.prepared import ensure as ensure_environment
 from ..errors import UserError
 from ..experiment import ExperimentSpec, agent_run_id, pair_id
 from ..sandbox import SandboxError, track
@@ -102,13 +105,19 @@ def run_agent(
             if with_remote
             else None
         )
+        environment, setup = None, None
+        if (prepared := ensure_environment(task, spec.backend)) is not None:
+            environment, setup = for_agent(task, prepared)
+        extra = {"team_remote": str(remote)} if remote else {}
+        if environment is not None:
+            extra["environment"] = environment
         sandbox = track(
             spec.sandbox_backend().create(
-                task,
-                labels={"experiment": spec.name, "pair": pair.key, "agent": agent_id},
-                **({"team_remote": str(remote)} if remote else {}),
+                task, labels={"experiment": spec.name, "pair": pair.key, "agent": agent_id}, **extra
             )
         )
+        if setup is not None:  # the project and its test tools, installed as in the published images
+            sandbox.exec(f"REPO={shlex.quote(sandbox.repo_dir)}; {setup}", timeout=600)
         capture.prepare(sandbox)
         mailbox = channel.for_agent(agent_id) if channel and spec.messaging else None
         ctx = AgentContext(
@@ -143,8 +152,9 @@ def run_agent(
             **((result.usage or {}) if result else {}),
             "traceback": traceback.format_exc()[-4000:],
         }
-        # worth another try, unless the team never got together (a pool too small stays too small)
-        retryable = not isinstance(exc, team_start.TeamDidNotStart)
+        # worth another try, unless the team never got together (a pool too small stays too small) or
+        # the task's environment cannot be had on this machine (recorded as such: a retry changes nothing)
+        retryable = not isinstance(exc, (team_start.TeamDidNotStart, EnvironmentUnavailable))
     finally:
         if watch is not None:
             watch.stop(finished=ended)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 
 from ..data.dataset import Dataset, Pair
+from ..environments.prepared import EnvironmentUnavailable
+from ..environments.prepared import ensure as ensure_environment
 from ..errors import UserError
 from ..experiment import ExperimentSpec, agent_run_id, pair_id
 from ..grading.merge_and_test import EvalOutcome, merge_and_test
 from ..settings import db_url
-from ..statuses import NOT_FINAL, AgentStatus, ErrorKind, MergeStatus, PairStatus
+from ..statuses import NOT_FINAL, AgentStatus, ErrorKind, MergeStatus, PairStatus, PatchState
 from ..store import db
 from ..store.artifacts import PairPaths, write_json, write_text
 from ..store.results import record
@@ -51,6 +53,7 @@ def disruption(spec: ExperimentSpec, runs: dict[str, db.AgentRun | None]) -> str
 def _outcome(spec: ExperimentSpec, pair: Pair, runs: dict[str, db.AgentRun | None]) -> EvalOutcome:
     """Merge and test the patches of the pair's agent runs, or say why that cannot be done."""
     patches = {a: (r.patch if r is not None and r.status not in NOT_FINAL else None) for a, r in runs.items()}
+    lost = [f"{a}: {r.error}" for a, r in runs.items() if r is not None and r.status == AgentStatus.INFRA_ERROR]
     skipped = [f"{a}: {r.error}" for a, r in runs.items() if r is not None and r.status == AgentStatus.SKIPPED]
     bad_input = [
         f"{a}: {r.error}" for a, r in runs.items() if r is not None and (r.error or "").startswith("bad input")
@@ -59,6 +62,15 @@ def _outcome(spec: ExperimentSpec, pair: Pair, runs: dict[str, db.AgentRun | Non
         return EvalOutcome(MergeStatus.MISSING_INPUT, None, {}, [], "; ".join(skipped), ErrorKind.BUDGET)
     if bad_input:
         return EvalOutcome(MergeStatus.ERROR, None, {}, [], "; ".join(bad_input), ErrorKind.INPUT)
+    if lost:  # no patch to grade: say why, so an unpreparable task or a broken engine is named
+        return EvalOutcome(
+            MergeStatus.MISSING_INPUT,
+            None,
+            {a: PatchState.MISSING for a, r in runs.items() if r is not None and r.status == AgentStatus.INFRA_ERROR},
+            [],
+            "no patch from " + "; ".join(lost),
+            ErrorKind.INFRA,
+        )
     try:
         task = Dataset(spec.dataset).task(pair.repo, pair.task_id)
         outcome = merge_and_test(
@@ -68,9 +80,12 @@ def _outcome(spec: ExperimentSpec, pair: Pair, runs: dict[str, db.AgentRun | Non
             spec.sandbox_backend(),
             labels={"experiment": spec.name, "pair": pair.key, "agent": "eval"},
             test_timeout=spec.test_timeout,
+            environment=ensure_environment(task, spec.backend),
         )
     except UserError as exc:
         return EvalOutcome(MergeStatus.ERROR, None, {}, [], f"bad input: {exc}", ErrorKind.INPUT)
+    except EnvironmentUnavailable as exc:
+        return EvalOutcome(MergeStatus.ERROR, None, {}, [], str(exc), ErrorKind.INFRA)
     except Exception as exc:
         log.warning("evaluation of %s failed: %s", pair.key, exc)
         return EvalOutcome(

@@ -43,6 +43,24 @@ def trim_output(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
+@dataclass(frozen=True)
+class Environment:
+    """A task's prepared environment, as a sandbox is given it (see `cooperbench.environments`).
+
+    `caches` are host folders of package-manager caches (uv, npm, Go, cargo), made once per
+    machine. A sandbox *using* the environment gets a private copy of each (no command of
+    it can change the prepared one) and no network; the *preparing* sandbox gets them in
+    place, writable, with network. `variables` are set for every command; in their values
+    `{<cache name>}` stands for the sandbox's path of that cache and `{sandbox}` for a
+    writable folder of the sandbox's own. `path` is put in front of PATH (same placeholders).
+    """
+
+    caches: dict[str, str]
+    variables: dict[str, str]
+    path: tuple[str, ...] = ()
+    preparing: bool = False
+
+
 class SandboxError(RuntimeError):
     """The sandbox itself failed (could not start, died): an infrastructure failure."""
 
@@ -80,12 +98,21 @@ class Sandbox(Protocol):
 class SandboxBackend(Protocol):
     name: str
 
-    def create(self, task: Task, *, labels: dict[str, str], team_remote: str | None = None) -> Sandbox:
+    def create(
+        self,
+        task: Task,
+        *,
+        labels: dict[str, str],
+        team_remote: str | None = None,
+        environment: Environment | None = None,
+    ) -> Sandbox:
         """A fresh sandbox holding the task's repository at its base commit.
 
         `labels` name experiment, pair and agent (for container labels and names);
         `team_remote` (with `--git`) is the location of the pair's shared git remote,
-        which the backend makes reachable and adds to the repository as remote `team`.
+        which the backend makes reachable and adds to the repository as remote `team`;
+        `environment` (only passed when the task has one) is the task's prepared environment.
+        A backend that cannot provide it raises `SandboxError`.
 
         Contract: `SandboxError` means the backend could not make the sandbox (engine down,
         image build failed, disk full): an infrastructure failure, retried, never scored.

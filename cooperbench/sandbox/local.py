@@ -1,11 +1,14 @@
 """The `local` backend: a private working copy per sandbox on this machine.
 
 When bubblewrap (`bwrap`) is installed, confined commands run inside it: no network,
-the whole file system read-only, the working copy (and a private home and /tmp) the only
-writable places, and the repository cache, dataset (gold patches), logs and database
-hidden. With `--git`, the pair's team remote (a bare repository) is writable too and is
-the working copy's remote `team`. Without bwrap, commands run as plain processes and a
-warning says so once.
+the whole file system read-only, the sandbox's own folder (working copy, a private home,
+/tmp, its copy of the task environment) the only writable place but for the harness folder
+(read-only), and the repository cache, dataset (gold patches), logs and database hidden.
+With `--git`, the pair's team remote (a bare repository) is writable too and is the
+working copy's remote `team`. A task's prepared environment (`sandbox.Environment`) is
+copied into the sandbox, so nothing a command does reaches the prepared one; the step that
+prepares it gets the caches in place and the network. Without bwrap, commands run as plain
+processes and a warning says so once.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from pathlib import Path
 
 from .. import settings
 from ..data.repocache import RepoCache, git
+from ..errors import UserError
 from ..team.remote import REMOTE_NAME
-from . import ExecResult, SandboxError, trim_output
+from . import Environment, ExecResult, SandboxError, trim_output
 
 log = logging.getLogger(__name__)
 _warned = False
@@ -56,19 +60,51 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 class LocalSandbox:
-    def __init__(self, root: Path, hidden: list[Path], use_bwrap: bool, shared: list[Path] = ()):
+    def __init__(
+        self,
+        root: Path,
+        hidden: list[Path],
+        use_bwrap: bool,
+        shared: list[Path] = (),
+        environment: Environment | None = None,
+    ):
         self.root = root
-        self.shared = list(shared)  # writable outside the working copy: the pair's team remote
+        self.shared = list(shared)  # writable outside the sandbox: the team remote, caches being prepared
         self.repo_dir = str(root / "repo")
         self.files_dir = str(root / "files")
         self.home = root / "home"
         self.tmp = root / "tmp"
         self.hidden = hidden
         self.use_bwrap = use_bwrap
+        self.network = bool(environment and environment.preparing)
         self._running: set[subprocess.Popen] = set()  # commands still running, killed by close()
         self.closed = False
         for d in (self.files_dir, self.home, self.tmp):
             Path(d).mkdir(parents=True, exist_ok=True)
+        self.variables = self._environment(environment) if environment else {}
+
+    def _environment(self, environment: Environment) -> dict[str, str]:
+        """Give the sandbox the task environment; the variables its commands get."""
+        own = self.root / "env"
+        own.mkdir(exist_ok=True)
+        places = {"sandbox": str(own)}
+        for name, source in environment.caches.items():
+            if environment.preparing:  # the one writer, under the environment's lock
+                Path(source).mkdir(parents=True, exist_ok=True)
+                self.shared.append(Path(source).resolve())
+                places[name] = str(Path(source).resolve())
+            else:  # a private copy: a command can change it, never the prepared one
+                target = own / name
+                if Path(source).is_dir():
+                    subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(target)], check=True)
+                else:
+                    target.mkdir()
+                places[name] = str(target)
+        variables = {key: value.format(**places) for key, value in environment.variables.items()}
+        if environment.path:
+            front = os.pathsep.join(p.format(**places) for p in environment.path)
+            variables["PATH"] = front + os.pathsep + _command_env(self.home)["PATH"]
+        return variables
 
     def _argv(self, command: str, cwd: str, confined: bool) -> list[str]:
         if not (confined and self.use_bwrap):
@@ -82,7 +118,7 @@ class LocalSandbox:
             "/dev",
             "--proc",
             "/proc",
-            "--unshare-net",
+            *([] if self.network else ["--unshare-net"]),
             "--unshare-pid",
             "--unshare-ipc",
             "--die-with-parent",
@@ -99,11 +135,8 @@ class LocalSandbox:
             str(self.tmp),
             "/tmp",
             "--bind",
-            self.repo_dir,
-            self.repo_dir,
-            "--bind",
-            str(self.home),
-            str(self.home),
+            str(self.root),
+            str(self.root),
             "--ro-bind",
             self.files_dir,
             self.files_dir,
@@ -119,7 +152,7 @@ class LocalSandbox:
     def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult:
         cwd = cwd or self.repo_dir
         start = time.monotonic()
-        env = _command_env(self.home)
+        env = {**_command_env(self.home), **self.variables}
         if not confined:
             env = {**os.environ, **env}
         try:
@@ -196,7 +229,14 @@ class LocalBackend:
                 "(install bubblewrap to confine them)"
             )
 
-    def create(self, task, *, labels: dict[str, str], team_remote: str | None = None) -> LocalSandbox:
+    def create(
+        self,
+        task,
+        *,
+        labels: dict[str, str],
+        team_remote: str | None = None,
+        environment: Environment | None = None,
+    ) -> LocalSandbox:
         name = "-".join(v for v in (labels.get("pair"), labels.get("agent")) if v).replace("/", "_")
         root = self.scratch / f"{name or 'sandbox'}-{uuid.uuid4().hex[:8]}"
         shared = [Path(team_remote).resolve()] if team_remote else []
@@ -207,7 +247,11 @@ class LocalBackend:
                 git("remote", "add", REMOTE_NAME, str(shared[0]), cwd=root / "repo")
         except Exception as exc:
             shutil.rmtree(root, ignore_errors=True)
-            if isinstance(exc, settings.UserError):
+            if isinstance(exc, UserError):
                 raise
             raise SandboxError(f"cannot create local sandbox for {task.key}: {exc}") from exc
-        return LocalSandbox(root, self.hidden, self.use_bwrap, shared)
+        try:
+            return LocalSandbox(root, self.hidden, self.use_bwrap, shared, environment)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            raise SandboxError(f"cannot give the sandbox of {task.key} its environment: {exc}") from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..statuses import ErrorKind, MergeStatus, PairStatus
+from ..statuses import UNSCORED, ErrorKind, MergeStatus, PairStatus
 from . import db
 
 
@@ -40,11 +40,12 @@ def records(database: str, experiment: str) -> list[dict]:
 def totals(recs: list[dict]) -> dict:
     finished = [r for r in recs if r["status"] in (PairStatus.DONE, PairStatus.ERROR)]
     infra = [r for r in recs if r["error_kind"] == ErrorKind.INFRA]
-    scored = [r for r in finished if r["error_kind"] != ErrorKind.INFRA]
+    scored = [r for r in finished if r["error_kind"] not in UNSCORED]
     return {
         "pairs": len(recs),
         "finished": len(finished),
         "infra_errors": len(infra),
+        "evaluation_errors": sum(r["error_kind"] == ErrorKind.EVALUATION for r in recs),
         "not_started": sum(r["status"] == PairStatus.SKIPPED for r in recs),
         "both_passed": sum(r["both_passed"] for r in scored),
         "clean_success": sum(r["clean_success"] for r in scored),
@@ -75,6 +76,11 @@ def table(recs: list[dict]) -> str:
         f"clean success: {rate(t['clean_success'])}  conflicts: {t['conflicts']}  "
         f"infrastructure errors: {t['infra_errors']}"
     )
+    if t["evaluation_errors"]:
+        lines.append(
+            f"evaluation errors: {t['evaluation_errors']} pair(s) not graded, as a test runner failed before "
+            "running any test (not scored; their `error` says which)"
+        )
     if t["disrupted"]:
         lines.append(
             f"team disrupted: {t['disrupted']} scored pair(s) whose teammates did not run together "

@@ -1,0 +1,256 @@
+"""Task environments prepared once per machine, then used read-only and offline by every sandbox.
+
+For a task whose runner installs its dependencies at every run (see `toolchains`), the
+environment is a folder of package-manager caches under the cache's `environments/`,
+keyed by the content of every file of the task, so a changed task is prepared again:
+
+    <cache>/environments/<backend>/<repo>/task<id>-<key>/
+        caches/<toolchain>/    what the runs downloaded (uv's cache, npm's, Go's modules, cargo's home)
+        state.json             ready or failed (and why), when, how long, its size
+
+Preparing runs no agent-written code: in a sandbox of the task with network, it runs the
+task's own runner on the first feature's gold patch, so the caches fill; then, offline, the
+gold patch of every feature, each of which must pass as it does with network (a feature
+that fails is warmed with network once more, then must pass offline). A task that cannot be
+prepared here (a blocker in its runner, a missing toolchain, a gold run that fails) is
+recorded as failed with the cause, and its pairs become infrastructure errors naming it;
+it is not tried again on this machine until it changes or `cooperbench env prepare --force`.
+A task whose runner needs nothing has nothing to prepare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import settings
+from ..data.dataset import Task, read_task_file, read_task_text
+from ..data.repocache import _locked
+from ..grading.merge_and_test import run_feature_tests
+from ..sandbox import Environment, SandboxBackend, get_backend, track
+from ..statuses import EnvironmentState
+from . import toolchains
+
+log = logging.getLogger(__name__)
+RUNNER = "run_tests.sh"
+READY, FAILED, NOTHING = EnvironmentState.READY, EnvironmentState.FAILED, EnvironmentState.NOTHING
+PREPARE_TIMEOUT = 1800.0
+SUPPORTED_BACKENDS = ("local",)
+
+
+class EnvironmentUnavailable(RuntimeError):
+    """The task's environment cannot be had on this machine: its pairs are infrastructure errors, not retried."""
+
+
+@dataclass
+class EnvState:
+    task: str  # repo/task<id>
+    backend: str
+    key: str
+    state: str  # ready, failed, nothing to prepare
+    cause: str | None = None
+    toolchains: list[str] | None = None
+    prepared_at: float | None = None
+    seconds: float | None = None
+    size_bytes: int | None = None
+    path: str | None = None
+
+
+def task_key(task: Task) -> str:
+    """A hash of every file of the task folder (names and contents): a changed task is prepared anew."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in task.path.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(task.path).as_posix()
+        digest.update(rel.encode() + b"\0" + read_task_file(task.path, rel) + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def root(backend: str) -> Path:
+    return settings.cache_dir() / "environments" / backend
+
+
+def folder(task: Task, backend: str, key: str | None = None) -> Path:
+    return root(backend) / task.repo / f"task{task.task_id}-{key or task_key(task)}"
+
+
+def _variables(needs: toolchains.Needs, offline: bool) -> dict[str, str]:
+    variables: dict[str, str] = {} if offline else toolchains.network_variables()
+    for t in needs.toolchains:
+        variables.update(t.variables)
+        if offline:
+            variables.update(t.offline)
+    return variables
+
+
+def environment(task: Task, path: Path, needs: toolchains.Needs, *, preparing: bool = False) -> Environment:
+    """The `sandbox.Environment` of a prepared task: its caches and variables (offline unless preparing)."""
+    return Environment(
+        caches={t.cache: str(path / "caches" / t.cache) for t in needs.toolchains},
+        variables=_variables(needs, offline=not preparing),
+        preparing=preparing,
+    )
+
+
+def for_agent(task: Task, env: Environment) -> tuple[Environment, str | None]:
+    """The environment of an agent's sandbox, and the harness command that sets it up.
+
+    As in the published images, the agent finds the project and its test tools installed:
+    for a uv task, a virtual environment of the sandbox's own with the working copy
+    installed editable and the runner's test tools, first on PATH, so `python -m pytest`
+    runs the repository's tests offline.
+    """
+    if "uv" not in env.caches:
+        return env, None
+    tools = " ".join(toolchains.agent_tools(read_task_text(task.path, RUNNER)))
+    setup = (
+        'uv venv -q "$VIRTUAL_ENV" && cd "$REPO" && '
+        "{ if [ -f uv.lock ]; then uv sync -q --active --all-extras || true; fi; } && "
+        "{ uv pip install -q -e '.[test]' 2>/dev/null || uv pip install -q -e . || true; }"
+        + (f" && {{ uv pip install -q {tools} || true; }}" if tools else "")
+    )
+    variables = {**env.variables, "VIRTUAL_ENV": "{sandbox}/venv"}
+    return Environment(env.caches, variables, ("{sandbox}/venv/bin",), env.preparing), setup
+
+
+def read_state(path: Path) -> EnvState | None:
+    try:
+        return EnvState(**json.loads((path / "state.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_state(path: Path, state: EnvState) -> EnvState:
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / "state.json.tmp"
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.replace(path / "state.json")
+    return state
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def needs_of(task: Task) -> toolchains.Needs:
+    if not (task.path / RUNNER).is_file():
+        return toolchains.Needs()
+    return toolchains.needs(read_task_text(task.path, RUNNER))
+
+
+def ensure(task: Task, backend: str, *, force: bool = False, say: Callable[[str], None] | None = None):
+    """The task's environment on this machine, prepared first if it is missing (once, under a lock).
+
+    Returns a `sandbox.Environment`, or None when the task needs none; raises
+    `EnvironmentUnavailable` (naming the task and the cause) when it cannot be had here.
+    """
+    needs = needs_of(task)
+    if not needs.toolchains and not needs.blockers:
+        return None
+    state = prepare(task, backend, force=force, say=say)
+    if state.state != READY:
+        raise EnvironmentUnavailable(f"the environment of {task.key} cannot be prepared here: {state.cause}")
+    return environment(task, Path(state.path), needs)
+
+
+def prepare(task: Task, backend: str, *, force: bool = False, say: Callable[[str], None] | None = None) -> EnvState:
+    """Prepare the task's environment (if not ready, or `force`) and return its state."""
+    needs = needs_of(task)
+    key = task_key(task)
+    path = folder(task, backend, key)
+    base = EnvState(task.key, backend, key, READY, toolchains=[t.name for t in needs.toolchains], path=str(path))
+    if not needs.toolchains and not needs.blockers:
+        return EnvState(**{**asdict(base), "state": NOTHING})
+    state = read_state(path)
+    if state is not None and not force:
+        return state
+    with _locked(path):
+        state = read_state(path)
+        if state is not None and not force:
+            return state  # another process prepared it while this one waited
+        started = time.monotonic()
+        if backend not in SUPPORTED_BACKENDS:
+            cause = f"task environments are prepared for the {', '.join(SUPPORTED_BACKENDS)} backend only so far"
+        elif needs.problems:
+            cause = "; ".join(needs.problems)
+        else:
+            (say or log.warning)(f"preparing the environment of {task.key} on this machine (first use)")
+            shutil.rmtree(path / "caches", ignore_errors=True)
+            cause = _prepare(task, path, needs, get_backend(backend, hide=[task.path.parent.parent]))
+        if cause is not None:
+            shutil.rmtree(path / "caches", ignore_errors=True)
+        return _write_state(
+            path,
+            EnvState(
+                **{
+                    **asdict(base),
+                    "state": READY if cause is None else FAILED,
+                    "cause": cause,
+                    "prepared_at": time.time(),
+                    "seconds": round(time.monotonic() - started, 2),
+                    "size_bytes": _size(path / "caches") if (path / "caches").exists() else 0,
+                }
+            ),
+        )
+
+
+def _gold_run(backend: SandboxBackend, task: Task, env: Environment, numbers: list[int]) -> dict[int, str | None]:
+    """Run each feature's gold patch with its tests in one sandbox: feature -> None (passed) or why not."""
+    sandbox = track(backend.create(task, labels={"agent": "prepare", "role": "prepare"}, environment=env))
+    try:
+        outcome = {}
+        for n in numbers:
+            feature = task.feature(n)
+            run = run_feature_tests(sandbox, task, feature, extra_patch=feature.gold_patch, timeout=PREPARE_TIMEOUT)
+            tail = run.output.strip()[-400:]
+            outcome[n] = (
+                None
+                if run.passed
+                else f"exit {run.exit_code}, {run.tests_passed} passed, " + (f"{run.tests_failed} failed: {tail}")
+            )
+        return outcome
+    finally:
+        sandbox.close()
+
+
+def _prepare(task: Task, path: Path, needs: toolchains.Needs, backend: SandboxBackend) -> str | None:
+    """Fill the caches with network, then check every feature's gold offline; the cause of a failure or None."""
+    numbers = sorted(task.features)
+    online = environment(task, path, needs, preparing=True)
+    offline = environment(task, path, needs)
+    warm = _gold_run(backend, task, online, numbers[:1])
+    if warm[numbers[0]] is not None:
+        return f"the gold patch of feature {numbers[0]} fails with network: {warm[numbers[0]]}"
+    results = _gold_run(backend, task, offline, numbers)
+    failing = [n for n, why in results.items() if why is not None]
+    if failing:  # a feature needing something the first did not: warm it too, then offline again
+        _gold_run(backend, task, online, failing)
+        again = _gold_run(backend, task, offline, failing)
+        still = [n for n in failing if again[n] is not None]
+        if still:
+            return f"the gold patch of feature {still[0]} fails offline: {again[still[0]]}"
+    return None
+
+
+def listing(backend: str | None = None) -> list[EnvState]:
+    """Every environment of this machine, as recorded (newest task versions and old ones alike)."""
+    states = []
+    for state_file in sorted(settings.cache_dir().glob("environments/*/*/*/state.json")):
+        state = read_state(state_file.parent)
+        if state is not None and (backend is None or state.backend == backend):
+            state.path = str(state_file.parent)
+            states.append(state)
+    return states
+
+
+def remove(states: list[EnvState]) -> int:
+    """Delete these environments from this machine; returns how many."""
+    for state in states:
+        with _locked(Path(state.path)):
+            shutil.rmtree(state.path, ignore_errors=True)
+    return len(states)
