@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -25,9 +26,13 @@ REDIS_BASE = os.environ.get("COOPERBENCH_TEST_REDIS", "redis://127.0.0.1:6379")
 def isolated_env(tmp_path_factory):
     """Keep caches, logs and the default database of the code under test inside the test's temp dir."""
     base = tmp_path_factory.mktemp("env")
+    # sandboxes outside /tmp: inside a sandbox /tmp is its own, and a test suite run there that
+    # cleans its old temporary folders must not find the way to the sandbox's working copy
+    scratch = Path(tempfile.mkdtemp(prefix="cooperbench-test-sandboxes-", dir="/var/tmp"))
     saved = dict(os.environ)
     os.environ.update(
         {
+            "COOPERBENCH_SCRATCH": str(scratch),
             "COOPERBENCH_CACHE": str(base / "cache"),
             "COOPERBENCH_LOGS": str(base / "logs"),
             "COOPERBENCH_DB_URL": f"sqlite:///{base / 'default.db'}",
@@ -38,6 +43,7 @@ def isolated_env(tmp_path_factory):
     yield base
     os.environ.clear()
     os.environ.update(saved)
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

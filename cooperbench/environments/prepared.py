@@ -11,7 +11,7 @@ keyed by the content of every file of the task, so a changed task is prepared ag
 Preparing runs no agent-written code: in a sandbox of the task with network, it runs the
 task's own runner on the first feature's gold patch, so the caches fill; then, offline, the
 gold patch of every feature, each of which must pass as it does with network (a feature
-that fails is warmed with network once more, then must pass offline). A task that cannot be
+that fails is tried once more, then warmed with network, then must pass offline). A task that cannot be
 prepared here (a blocker in its runner, a missing toolchain, a gold run that fails) is
 recorded as failed with the cause, and its pairs become infrastructure errors naming it;
 it is not tried again on this machine until it changes or `cooperbench env prepare --force`.
@@ -32,6 +32,7 @@ from pathlib import Path
 from .. import settings
 from ..data.dataset import Task, read_task_file, read_task_text
 from ..data.repocache import _locked
+from ..errors import UserError
 from ..grading.merge_and_test import run_feature_tests
 from ..sandbox import Environment, SandboxBackend, get_backend, track
 from ..statuses import EnvironmentState
@@ -138,9 +139,12 @@ def _size(path: Path) -> int:
 
 
 def needs_of(task: Task) -> toolchains.Needs:
-    if not (task.path / RUNNER).is_file():
+    """What the task's runner needs; nothing when it has none or it cannot be read (a runner that is
+    refused, e.g. a symlink out of its task, is the evaluation's to report, as bad input)."""
+    try:
+        return toolchains.needs(read_task_text(task.path, RUNNER))
+    except UserError:
         return toolchains.Needs()
-    return toolchains.needs(read_task_text(task.path, RUNNER))
 
 
 def ensure(task: Task, backend: str, *, force: bool = False, say: Callable[[str], None] | None = None):
@@ -228,7 +232,9 @@ def _prepare(task: Task, path: Path, needs: toolchains.Needs, backend: SandboxBa
         return f"the gold patch of feature {numbers[0]} fails with network: {warm[numbers[0]]}"
     results = _gold_run(backend, task, offline, numbers)
     failing = [n for n, why in results.items() if why is not None]
-    if failing:  # a feature needing something the first did not: warm it too, then offline again
+    if failing:  # a flaky test, or a feature needing something the first did not: warm it, then again offline
+        failing = [n for n, why in _gold_run(backend, task, offline, failing).items() if why is not None]
+    if failing:
         _gold_run(backend, task, online, failing)
         again = _gold_run(backend, task, offline, failing)
         still = [n for n in failing if again[n] is not None]

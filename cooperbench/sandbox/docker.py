@@ -392,7 +392,11 @@ class DockerBackend:
 
     # ---- sandboxes ------------------------------------------------------------------------
 
-    def create(self, task, *, labels: dict[str, str], team_remote: str | None = None) -> DockerSandbox:
+    def create(
+        self, task, *, labels: dict[str, str], team_remote: str | None = None, environment=None
+    ) -> DockerSandbox:
+        if environment is not None:
+            raise SandboxError("task environments are not available on the docker backend yet")
         try:
             return self._create(task, labels, team_remote)
         except _docker().errors.ImageNotFound:  # someone removed the image: make it again, once

@@ -31,6 +31,7 @@ from . import Environment, ExecResult, SandboxError, trim_output
 
 log = logging.getLogger(__name__)
 _warned = False
+_warned_tmp = False
 
 
 def _command_env(home: Path) -> dict[str, str]:
@@ -215,13 +216,26 @@ class LocalBackend:
     def __init__(self, cache: RepoCache | None = None, scratch: Path | None = None, hide: list[Path] = ()):
         self.cache = cache or RepoCache()
         self.scratch = Path(scratch or settings.scratch_dir())
-        default_hidden = [self.cache.root, settings.dataset_dir(), settings.logs_dir()]
+        default_hidden = [
+            self.cache.root,
+            self.scratch,
+            settings.dataset_dir(),
+            settings.logs_dir(),
+        ]  # and other sandboxes
         db = settings.db_url()
         if db.startswith("sqlite:///"):
             default_hidden.append(Path(db[len("sqlite:///") :]))
         self.hidden = sorted({Path(p).resolve() for p in [*default_hidden, *hide]})
         self.use_bwrap = shutil.which("bwrap") is not None and not settings.get("no_bwrap")
-        global _warned
+        global _warned, _warned_tmp
+        if self.use_bwrap and self.scratch.resolve().is_relative_to("/tmp") and not _warned_tmp:
+            _warned_tmp = True  # its /tmp is the sandbox's own, and the path to the sandbox runs through it
+            log.warning(
+                "sandboxes under /tmp (%s): a command that cleans /tmp (pytest's old temporary folders) "
+                "can reach its own working copy; set %s to a folder outside /tmp",
+                self.scratch,
+                settings.env_name("scratch"),
+            )
         if not self.use_bwrap and not _warned:
             _warned = True
             log.warning(

@@ -136,7 +136,9 @@ class ModalBackend:
             self._images[task.key] = image.run_commands(f"bash -c {shlex.quote(script)}").entrypoint([])
         return self._images[task.key]
 
-    def create(self, task, *, labels: dict[str, str], team_remote: str | None = None) -> ModalSandbox:
+    def create(self, task, *, labels: dict[str, str], team_remote: str | None = None, environment=None) -> ModalSandbox:
+        if environment is not None:
+            raise SandboxError("task environments are not available on the modal backend yet")
         if team_remote:
             raise UserError("--git is not available with the modal backend (use --backend docker)")
         extra = {}

@@ -1,0 +1,120 @@
+"""Task environments: what preparing a published task costs, and how much faster its evaluations get.
+
+    python bench/bench_environments.py [--task 2068] [--features 4]
+
+On a real published click task (`../shared/published`, upstream from its git bundle), in one run:
+1. preparing its environment from scratch (time, disk);
+2. per feature, the published runner run the published way: with network, in a fresh clone,
+   reinstalling into a fresh uv cache at every run (what a sandbox without a prepared
+   environment does), and with network but a warm uv cache kept between runs (a host that
+   keeps `~/.cache/uv`);
+3. per feature, the farm's evaluation step on the prepared environment: the same runner, in a
+   local sandbox, offline, on a private copy of the caches.
+It prints each median and the ratios against (3). Needs the network to the package index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLISHED = ROOT.parent / "shared" / "published"
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", type=int, default=2068)
+    parser.add_argument("--features", type=int, default=4, help="how many features to time")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="cb-bench-env-"))
+    gitconfig = subprocess.run(
+        ["bash", str(PUBLISHED / "use-upstreams.sh"), str(work / "upstreams.gitconfig")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    os.environ.update(GIT_CONFIG_GLOBAL=gitconfig, COOPERBENCH_CACHE=str(work / "cache"))
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]  # the farm's uv
+
+    from cooperbench.data.dataset import Dataset
+    from cooperbench.data.repocache import RepoCache
+    from cooperbench.environments import prepared
+    from cooperbench.grading.merge_and_test import run_feature_tests
+    from cooperbench.sandbox import get_backend
+
+    dataset = PUBLISHED / "dataset"
+    task = Dataset(dataset).task("pallets_click_task", args.task)
+    numbers = sorted(task.features)[: args.features]
+    print(f"task {task.key}, features {numbers}")
+
+    t0 = time.monotonic()
+    state = prepared.prepare(task, "local", say=lambda _: None)
+    print(f"prepare from scratch: {time.monotonic() - t0:.1f} s, {state.state}, {state.size_bytes / 2**20:.1f} MiB")
+
+    base = RepoCache().base(task.repo_url, task.base_commit)
+    runner = task.path / "run_tests.sh"
+
+    def published_way(n: int, cache: Path) -> float:
+        clone = work / f"clone-{n}"
+        shutil.rmtree(clone, ignore_errors=True)
+        subprocess.run(["git", "clone", "-q", str(base), str(clone / "repo")], check=True)
+        feature = task.feature(n)
+        (clone / "t.patch").write_text(feature.tests_patch)
+        (clone / "f.patch").write_text(feature.gold_patch)
+        env = {**os.environ, "UV_CACHE_DIR": str(cache)}
+        start = time.monotonic()
+        proc = subprocess.run(
+            ["bash", str(runner), str(clone / "repo"), str(clone / "t.patch"), str(clone / "f.patch")],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        took = time.monotonic() - start
+        assert proc.returncode == 0, proc.stdout[-2000:]
+        return took
+
+    cold = []
+    for n in numbers:
+        cache = work / f"cold-cache-{n}"
+        cold.append(published_way(n, cache))
+        shutil.rmtree(cache, ignore_errors=True)
+    warm_cache = work / "warm-cache"
+    published_way(numbers[0], warm_cache)  # fill it once
+    warm = [published_way(n, warm_cache) for n in numbers]
+
+    env = prepared.ensure(task, "local")
+    backend = get_backend("local", hide=[dataset])
+    farm = []
+    for n in numbers:
+        sandbox = backend.create(task, labels={"agent": "bench"}, environment=env)
+        feature = task.feature(n)
+        start = time.monotonic()
+        outcome = run_feature_tests(sandbox, task, feature, extra_patch=feature.gold_patch)
+        farm.append(time.monotonic() - start)
+        sandbox.close()
+        assert outcome.passed, outcome.output[-2000:]
+
+    def show(label: str, values: list[float]) -> float:
+        median = statistics.median(values)
+        print(f"{label:64} {median:6.2f} s median  ({', '.join(f'{v:.2f}' for v in values)})")
+        return median
+
+    c = show("published way: network, fresh uv cache at every run", cold)
+    w = show("published way: network, uv cache kept between runs", warm)
+    f = show("farm: prepared environment, offline, private copy of the caches", farm)
+    print(f"ratio fresh-cache / prepared: {c / f:.2f}x   warm-cache / prepared: {w / f:.2f}x")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""The real published CooperBench tasks (pallets/click, openai/tiktoken) run offline in prepared environments.
+
+The tasks come unchanged from `../shared/published/`, their upstreams from its git bundles.
+Agents and evaluations get no network: click's runner (`uv venv`, `uv pip install`) works
+from the environment prepared once in this session; tiktoken's runner (`sudo apt-get`, pip,
+crates) cannot be prepared here, and its pairs are infrastructure errors naming the cause.
+The tests run in file order: the first prepares the environments the others use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cooperbench.data.dataset import Dataset, Pair
+from cooperbench.environments import prepared
+from cooperbench.sandbox import get_backend
+
+from ..conftest import DATASET, ROOT, run_cli
+
+PUBLISHED = ROOT.parent / "shared" / "published"
+CLICK = "pallets_click_task"
+pytestmark = pytest.mark.skipif(not PUBLISHED.is_dir(), reason="../shared/published (the real tasks) is not here")
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """The published dataset, with git pointed at the bundled upstreams for this module's processes."""
+    out = tmp_path_factory.mktemp("published") / "upstreams.gitconfig"
+    gitconfig = subprocess.run(
+        ["bash", str(PUBLISHED / "use-upstreams.sh"), str(out)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    saved = os.environ.get("GIT_CONFIG_GLOBAL")
+    os.environ["GIT_CONFIG_GLOBAL"] = gitconfig
+    yield PUBLISHED / "dataset"
+    if saved is None:
+        os.environ.pop("GIT_CONFIG_GLOBAL", None)
+    else:
+        os.environ["GIT_CONFIG_GLOBAL"] = saved
+
+
+def cli(*args, tmp_path, timeout=1800):
+    env = {"COOPERBENCH_DB_URL": f"sqlite:///{tmp_path / 'results.db'}", "COOPERBENCH_LOGS": str(tmp_path / "logs")}
+    return run_cli(*args, env=env, timeout=timeout)
+
+
+def tree_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        digest.update(str(p.relative_to(path)).encode())
+        if p.is_file() and not p.is_symlink():
+            digest.update(p.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.timeout(1800)  # the three click environments, prepared from scratch
+def test_env_prepare_readies_click_and_names_why_tiktoken_cannot_be_prepared(published, tmp_path):
+    proc = cli("env", "prepare", "--dataset", str(published), "-r", CLICK, "--json", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    states = {s["task"]: s for s in json.loads(proc.stdout)}
+    assert sorted(states) == [f"{CLICK}/task2068", f"{CLICK}/task2800", f"{CLICK}/task2956"]
+    assert {s["state"] for s in states.values()} == {"ready"}
+    assert all(s["toolchains"] == ["uv"] and s["size_bytes"] > 1_000_000 for s in states.values())
+
+    proc = cli("env", "prepare", "--dataset", str(published), "-r", "openai_tiktoken_task", "--json", tmp_path=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (state,) = json.loads(proc.stdout)
+    assert state["state"] == "failed" and "installs system packages with sudo" in state["cause"]
+
+    listed = cli("env", "list", tmp_path=tmp_path)
+    assert listed.returncode == 0 and f"{CLICK}/task2068" in listed.stdout and "ready" in listed.stdout
+    assert "openai_tiktoken_task/task0" in listed.stdout and "failed" in listed.stdout
+    again = cli("env", "prepare", "--dataset", str(published), "-r", CLICK, "-t", "2068", "--json", tmp_path=tmp_path)
+    assert json.loads(again.stdout)[0]["prepared_at"] == states[f"{CLICK}/task2068"]["prepared_at"]  # once
+
+
+@pytest.mark.timeout(2400)  # 115 pairs, two features each, at two at a time
+def test_gold_solo_passes_every_click_pair_offline(published, tmp_path):
+    proc = cli("run", "-n", "gold-solo", "-a", "gold", "--setting", "solo", "--dataset", str(published),
+               "-r", CLICK, "-j", "2", "--json", tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = json.loads(proc.stdout)
+    assert len(records) == 115
+    failed = [(r["task_id"], r["features"], r["error"], r["feature_passed"]) for r in records if not r["both_passed"]]
+    assert failed == []
+    assert all(r["error_kind"] is None for r in records)
+
+
+def test_gold_coop_matches_dataset_conflicts(published, tmp_path):
+    selection = ("--dataset", str(published), "-r", CLICK, "-t", "2956", "-f", "1,2,6,8")
+    expected = json.loads(cli("dataset", "conflicts", *selection, "--json", tmp_path=tmp_path).stdout)
+    proc = cli("run", "-n", "gold-coop", "-a", "gold", *selection, "-j", "2", "--json", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = {tuple(r["features"]): r for r in json.loads(proc.stdout)}
+    assert len(got) == len(expected) == 6
+    statuses = {e["status"] for e in expected}
+    assert statuses == {"clean", "conflicts"}  # both kinds are exercised
+    for e in expected:
+        r = got[tuple(e["features"])]
+        if e["status"] == "clean":
+            assert (r["merge_status"], r["clean_success"], r["both_passed"]) == ("clean", True, True), r
+        else:
+            assert (r["merge_status"], r["clean_success"]) == ("conflicts", False), r
+            assert r["error_kind"] is None  # a conflict is the team's outcome, not an error
+
+
+def test_nop_passes_no_click_pair(published, tmp_path):
+    proc = cli("run", "-n", "nop", "-a", "nop", "--setting", "solo", "--dataset", str(published),
+               "-r", CLICK, "-t", "2068", "-f", "1,2,3", "--json", tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = json.loads(proc.stdout)
+    assert len(records) == 3 and not any(r["both_passed"] for r in records)
+    assert all(r["error_kind"] is None and r["status"] == "done" for r in records)  # scored: tests ran and failed
+    assert all(not any(r["feature_passed"].values()) for r in records)
+
+
+def test_every_tiktoken_pair_is_an_infrastructure_error_naming_the_cause(published, tmp_path):
+    proc = cli("run", "-n", "tiktoken", "-a", "gold", "--setting", "solo", "--dataset", str(published),
+               "-r", "openai_tiktoken_task", "-j", "2", "--json", tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = json.loads(proc.stdout)
+    assert len(records) == 45
+    assert {(r["status"], r["error_kind"]) for r in records} == {("error", "infra")}
+    assert all("openai_tiktoken_task/task0" in r["error"] and "sudo" in r["error"] for r in records)
+    assert not any(r["both_passed"] for r in records)
+    table = cli("status", "-n", "tiktoken", tmp_path=tmp_path).stdout
+    assert "both passed: 0/0" in table and "infrastructure errors: 45" in table  # never scored
+
+
+def test_sandboxes_get_a_private_offline_copy_and_agents_find_the_project_installed(published):
+    task = Dataset(published).task(CLICK, 2068)
+    env = prepared.ensure(task, "local")
+    caches = Path(env.caches["uv"])
+    before = tree_hash(caches)
+    agent_env, setup = prepared.for_agent(task, env)
+    sandbox = get_backend("local", hide=[published]).create(task, labels={"agent": "probe"}, environment=agent_env)
+    try:
+        assert sandbox.exec(f"REPO={sandbox.repo_dir}; {setup}", timeout=600).exit_code == 0
+        tests = sandbox.exec("python -m pytest tests/test_termui.py -q -p no:cacheprovider", timeout=600)
+        assert tests.exit_code == 0 and " passed" in tests.output, tests.output[-2000:]
+        # not in the cache, and no network: uv says so instead of fetching it
+        fetch = sandbox.exec('uv pip install --python "$VIRTUAL_ENV/bin/python" six', timeout=120)
+        assert fetch.exit_code != 0 and "network" in fetch.output.lower(), fetch.output
+        # a command that wrecks its copy of the cache changes nothing of the prepared environment
+        wreck = sandbox.exec('rm -rf "$UV_CACHE_DIR"/* && echo gone', timeout=60)
+        assert wreck.exit_code == 0 and "gone" in wreck.output
+        assert sandbox.exec(f"touch {caches}/planted", timeout=60).exit_code != 0
+    finally:
+        sandbox.close()
+    assert tree_hash(caches) == before and not (caches / "planted").exists()
+
+
+def test_a_changed_task_is_prepared_again_and_a_failing_gold_is_not_scored(published, tmp_path):
+    copy = tmp_path / "dataset" / CLICK / "task2800"
+    shutil.copytree(published / CLICK / "task2800", copy)
+    task = Dataset(tmp_path / "dataset").task(CLICK, 2800)
+    original = prepared.task_key(Dataset(published).task(CLICK, 2800))
+    assert prepared.task_key(task) == original  # the same content: the same environment
+    (copy / "feature2" / "feature.patch").write_text("")  # its gold now implements nothing
+    task = Dataset(tmp_path / "dataset").task(CLICK, 2800)
+    assert prepared.task_key(task) != original
+    state = prepared.prepare(task, "local")
+    assert state.state == "failed" and state.cause.startswith("the gold patch of feature 2 fails offline")
+    with pytest.raises(prepared.EnvironmentUnavailable, match=f"{CLICK}/task2800 cannot be prepared here"):
+        prepared.ensure(task, "local")
+
+
+def test_a_runner_that_fails_before_its_tests_is_an_evaluation_error(tmp_path):
+    dataset = tmp_path / "dataset"
+    shutil.copytree(DATASET / "textkit_task", dataset / "textkit_task")
+    runner = dataset / "textkit_task" / "task0" / "run_tests.sh"
+    lines = runner.read_text().splitlines()
+    runner.write_text("\n".join([lines[0], 'echo "installing dependencies"; exit 3', *lines[1:]]) + "\n")
+    proc = cli("run", "-n", "broken-runner", "-a", "gold", "--setting", "solo", "--dataset", str(dataset),
+               "-f", "1,2", "--json", tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (record,) = json.loads(proc.stdout)
+    assert (record["status"], record["error_kind"]) == ("error", "evaluation")
+    assert "failed before running any test (exit 3)" in record["error"]
+    table = cli("status", "-n", "broken-runner", tmp_path=tmp_path).stdout
+    assert "both passed: 0/0" in table and "evaluation errors: 1" in table  # not scored as the agent's
+
+
+def test_mini_swe_agent_runs_the_click_tests_offline_in_its_sandbox(published, tmp_path, monkeypatch):
+    from cooperbench.experiment import ExperimentSpec
+    from cooperbench.pair.agent_step import run_agent
+    from cooperbench.pair.eval_step import evaluate_pair
+    from cooperbench.store import db
+
+    from ..fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-click")
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    task = Dataset(published).task(CLICK, 2068)
+    feature = task.feature(1)
+
+    def bash(command: str) -> str:
+        return f"Next.\n\n```bash\n{command}\n```"
+
+    script = [
+        bash(f"cat > /tmp/f.patch <<'EOF'\n{feature.gold_patch}EOF\ngit apply /tmp/f.patch && git status --short"),
+        bash(f"cat > /tmp/t.patch <<'EOF'\n{feature.tests_patch}EOF\ngit apply /tmp/t.patch"),
+        bash("python -m pytest tests/test_termui.py -q -p no:cacheprovider 2>&1 | tail -3"),
+        "Done.\n\n```bash\necho COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT\n```",
+    ]
+    pair = Pair(CLICK, 2068, (1, 2))
+    database = f"sqlite:///{tmp_path / 'r.db'}"
+    with FakeOpenAI({"solo": script}) as fake:
+        config = tmp_path / "agent.yaml"
+        config.write_text(
+            json.dumps({"retry_max": 1, "command_timeout": 300, "model_kwargs": {"api_base": fake.base_url}})
+        )
+        spec = ExperimentSpec(
+            name="msa-click",
+            setting="solo",
+            agent="mini_swe_agent",
+            model="openai/solo",
+            dataset=str(published),
+            logs=str(tmp_path / "logs"),
+            agent_config=str(config),
+        )
+        summary = run_agent(spec, pair, "solo", (1,), None, database)
+        assert summary["status"] == "Submitted", summary
+        observation = fake.requests[3]["messages"][-1]["content"]
+    assert " passed" in observation and "failed" not in observation
+    row = db.query(database, db.AgentRun, experiment="msa-click")[0]
+    assert "src/click/" in row.patch
+    record = evaluate_pair(spec, pair, None, database)
+    assert record["feature_passed"]["1"] is True and record["error_kind"] is None
