@@ -10,7 +10,7 @@ from .conftest import ROOT
 
 PACKAGE = ROOT / "cooperbench"
 # Each room may import only rooms after it (docs/architecture.md, "The map").
-ORDER = ["cli", "api", "farm", "pair", "experiment", "agents", "grading", "sandbox", "team",
+ORDER = ["cli", "api", "report", "farm", "pair", "experiment", "agents", "grading", "sandbox", "team",
          "data", "store", "settings", "statuses", "errors"]  # fmt: skip
 
 

@@ -38,6 +38,9 @@ class FeatureOutcome:
     timed_out: bool = False  # the test command outran its time limit and was killed
 
 
+UNION_FAILED = "union merge failed"  # the error of a pair whose conflicts even the union merge left
+
+
 @dataclass
 class EvalOutcome:
     merge_status: MergeStatus
@@ -204,7 +207,7 @@ def merge_and_test(
                 strategy,
                 status_of,
                 [FeatureOutcome(n, False, None, 0, 0, "none", 0.0, "merge failed") for n in features],
-                "union merge failed",
+                UNION_FAILED,
                 ErrorKind.AGENT,
             )
         results = [
