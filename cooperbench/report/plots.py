@@ -39,7 +39,7 @@ def pass_rate_per_repo(report: dict) -> str | None:
     repos = sorted({r["repo"] for s in exps for r in s["per_repo"] if r["scored"]})
     if not repos:
         return None
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(repos) * len(exps)), 3.4))
+    fig, ax = plt.subplots(figsize=(min(11, max(5, 0.9 * len(repos) * len(exps))), 3.4))
     width = 0.8 / len(exps)
     for i, s in enumerate(exps):
         by_repo = {r["repo"]: r["estimate"] for r in s["per_repo"] if r["scored"]}
