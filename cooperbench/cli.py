@@ -204,14 +204,17 @@ class Progress:
     def __init__(self, label: str, db_url: str | None = None):
         self.label, self.db_url, self.bar, self.shown = label, db_url, None, -1
         self.started, self.first = time.monotonic(), None
+        self.read_at, self.snapshot = 0.0, None
 
     def figures(self, done: int, total: int) -> str:
         from .report.live import snapshot
 
-        try:
-            s = snapshot(settings.db_url(self.db_url), self.label)
-        except Exception:  # noqa: BLE001 - progress must never stop a run
-            return ""
+        if self.snapshot is None or done == total or time.monotonic() - self.read_at > 2:  # a big farm: not every pair
+            try:
+                self.snapshot, self.read_at = snapshot(settings.db_url(self.db_url), self.label), time.monotonic()
+            except Exception:  # noqa: BLE001 - progress must never stop a run
+                return ""
+        s = self.snapshot
         cost = f"${s['known_cost_usd']:.4f}" + (
             f" (+{s['cost_unknown_agents']} unknown)" if s["cost_unknown_agents"] else ""
         )

@@ -170,11 +170,12 @@ def build(rows: Rows, report: dict, database: str, folder: str | Path) -> Path:
 
     pairs = []
     pair_template = env.get_template("pair.html")
-    for record in rows.pairs.to_dict("records"):
+    frame = rows.pairs.astype(object)
+    for record in frame.where(frame.notna(), None).to_dict("records"):  # missing values as None, not NaN
         index = names.index(record["experiment"])
         page = page_name(index, record["pair"])
         cost = record["cost_usd"]
-        known = cost == cost and cost is not None  # NaN when unknown
+        known = cost is not None
         pairs.append(
             {
                 **record,

@@ -211,4 +211,10 @@ def load(database: str, experiments: list[str]) -> Rows:
     agents = pd.DataFrame(agent_rows, columns=list(AGENT_COLUMNS))
     for frame, col in ((pairs, "cost_usd"), (agents, "cost_usd"), (pairs, "wall_seconds")):
         frame[col] = frame[col].astype("float64")
+    for frame, col in ((pairs, "scored"), (pairs, "both_passed"), (pairs, "clean_success"), (agents, "cost_known")):
+        frame[col] = frame[col].astype(bool)  # also when empty, so a mask stays a mask
+    for frame, cols in ((pairs, ("messages", "steps", "message_steps", "input_tokens", "output_tokens")),
+                        (agents, ("steps", "input_tokens", "output_tokens"))):  # fmt: skip
+        for col in cols:
+            frame[col] = frame[col].astype("int64")
     return Rows(pairs, agents, found)

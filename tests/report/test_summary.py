@@ -9,6 +9,7 @@ from cooperbench import api
 from cooperbench.errors import UserError
 from cooperbench.report import rows, summary
 from cooperbench.report.rows import AGENT_COLUMNS, PAIR_COLUMNS
+from cooperbench.store import db
 
 from ..conftest import ROOT, run_cli
 from . import handmade
@@ -141,3 +142,28 @@ def test_api_report_returns_the_summaries(database):
     result = api.report(["coop", "solo"], db_url=database)
     assert [s["experiment"] for s in result["experiments"]] == ["coop", "solo"]
     assert result["comparisons"][0]["both_passed"]["counts"]["only_b"] == 3
+
+
+def test_an_experiment_with_no_pairs_yet(database, tmp_path):
+    handmade.experiment(database, "empty")
+    result = api.report(["empty", "coop"], db_url=database, fmt="html", output=tmp_path / "html")
+    s, c = result["experiments"][0], result["comparisons"][0]
+    assert s["denominator"]["pairs"] == 0 and s["both_passed"]["estimate"]["value"] is None
+    assert c["pairs"] == 0 and c["both_passed"]["estimate"]["value"] is None and len(c["only_in_b"]) == 10
+    assert "0/0 both passed" in (tmp_path / "html" / "index.html").read_text()
+
+
+def test_what_agents_wrote_is_escaped_in_every_page(tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    handmade.experiment(url, "hostile")
+    handmade.pair(url, "hostile", "r1", 1, "1,2", messages=1, error="<script>alert('error')</script>",
+                  error_kind="agent")  # fmt: skip
+    db.upsert(url, db.MessageRow(id="hostile|r1/task1/f1-f2|1", experiment="hostile", pair_id="hostile|r1/task1/f1-f2",
+                                 seq=1, sender="agent2", recipient="agent1", body="<img src=x onerror=alert(1)>",
+                                 sent_at=1.0))  # fmt: skip
+    api.report(["hostile"], db_url=url, fmt="html", output=tmp_path / "html")
+    pages = [p.read_text() for p in (tmp_path / "html").rglob("*.html")]
+    assert len(pages) == 2
+    assert all("<script>alert" not in page and "<img src=x" not in page for page in pages)
+    assert any("&lt;script&gt;alert(&#39;error&#39;)&lt;/script&gt;" in page for page in pages)
+    assert any("&lt;img src=x onerror=alert(1)&gt;" in page for page in pages)
