@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from cooperbench.data.dataset import Dataset
+from cooperbench.errors import UserError
 from cooperbench.grading.checks import conflicts
 from cooperbench.report import rows, summary, text
 from cooperbench.store.results import records
@@ -63,7 +64,11 @@ def runs(tmp_path_factory):
             env={**env, **model_env},
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
-    out["rows"] = rows.load(out["db"], ["gold-coop", "gold-solo", "nop-coop", "scripted"])
+        out["stderr"]["scripted"] = proc.stderr
+    try:
+        out["rows"] = rows.load(out["db"], ["gold-coop", "gold-solo", "nop-coop", "scripted"])
+    except UserError as exc:  # say what the runs said
+        pytest.fail(f"{exc}\n" + "\n".join(f"--- {n}:\n{e[-2000:]}" for n, e in out["stderr"].items()))
     out["report"] = summary.report(out["rows"], ["gold-coop", "gold-solo", "nop-coop", "scripted"])
     return out
 
