@@ -252,3 +252,29 @@ def status(name: str, *, db_url=None) -> list[dict]:
     if db.get(database, db.Experiment, name) is None:
         raise UserError(f"no experiment named {name!r}")
     return records(database, name)
+
+
+def report(names: list[str], *, db_url=None, fmt: str = "table", output=None) -> dict:
+    """Report on experiments (the first compared with each other one); returns the report dict.
+
+    `fmt` table or json: the report is returned (and written to `output` if given); csv, json or
+    parquet with `output`: the pair and agent rows are written into that folder; html: the static
+    report folder is written to `output` (default `report/`)."""
+    from .report import export, rows, summary
+
+    if not names:
+        raise UserError("name at least one experiment (-n NAME)")
+    if len(set(names)) != len(names):
+        raise UserError("an experiment is named twice")
+    database = settings.db_url(db_url)
+    data = rows.load(database, list(names))
+    result = summary.report(data, list(names))
+    if fmt == "html":
+        from .report import html  # matplotlib and jinja2 load only for the HTML report
+
+        html.build(data, result, database, output or "report")
+    elif fmt in export.FORMATS and output is not None:
+        export.write(data, output, fmt, result)
+    elif fmt in ("csv", "parquet"):
+        raise UserError(f"--format {fmt} writes files: give a folder with -o PATH")
+    return result

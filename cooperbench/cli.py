@@ -1,4 +1,4 @@
-"""The `cooperbench` command line: run, submit, eval, status and dataset checks.
+"""The `cooperbench` command line: run, submit, eval, status, report and dataset checks.
 
 Every user error ends as one line on stderr and a non-zero exit, never a traceback.
 """
@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import click
 
@@ -184,7 +185,7 @@ def _print_records(recs: list[dict], as_json: bool) -> None:
 @friendly
 def run(name, concurrency, timeout, as_json, **options):
     """Run an experiment and wait for its results (embedded farm unless a broker is configured)."""
-    with Progress(name) as progress:
+    with Progress(name, options.get("db_url")) as progress:
         recs = api.run(
             name,
             features=_features(options.pop("features")),
@@ -198,22 +199,46 @@ def run(name, concurrency, timeout, as_json, **options):
 
 
 class Progress:
-    """A progress bar on a terminal; elsewhere (logs, CI) a line at every tenth of the way."""
+    """Live progress of a run: pairs done of total, passed so far, known cost so far, infrastructure
+    errors and time left. A bar on a terminal; elsewhere (logs, CI) a line at every tenth of the way."""
 
-    def __init__(self, label: str):
-        self.label, self.bar, self.shown = label, None, -1
+    def __init__(self, label: str, db_url: str | None = None):
+        self.label, self.db_url, self.bar, self.shown = label, db_url, None, -1
+        self.started, self.first = time.monotonic(), None
+        self.read_at, self.snapshot = 0.0, None
+
+    def figures(self, done: int, total: int) -> str:
+        from .report.live import snapshot
+
+        if self.snapshot is None or done == total or time.monotonic() - self.read_at > 2:  # a big farm: not every pair
+            try:
+                self.snapshot, self.read_at = snapshot(settings.db_url(self.db_url), self.label), time.monotonic()
+            except Exception:  # noqa: BLE001 - progress must never stop a run
+                return ""
+        s = self.snapshot
+        cost = f"${s['known_cost_usd']:.4f}" + (
+            f" (+{s['cost_unknown_agents']} unknown)" if s["cost_unknown_agents"] else ""
+        )
+        text = f"passed {s['passed']}/{s['scored']} scored, cost {cost}, infra errors {s['infra_errors']}"
+        if self.first is not None and done > self.first and done < total:
+            left = (time.monotonic() - self.started) / (done - self.first) * (total - done)
+            text += f", about {_duration(left)} left"
+        return text
 
     def __call__(self, done: int, total: int) -> None:
+        if self.first is None:
+            self.first, self.started = done, time.monotonic()
         if sys.stderr.isatty():
             if self.bar is None:
-                self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+                self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr, show_pos=True)
                 self.bar.__enter__()
+            self.bar.label = f"{self.label} [{self.figures(done, total)}]"
             self.bar.update(done - self.bar.pos)
             return
         tenth = 10 * done // max(total, 1)
         if tenth != self.shown:
             self.shown = tenth
-            click.echo(f"{self.label}: {done}/{total} pair(s) finished", err=True)
+            click.echo(f"{self.label}: {done}/{total} pair(s) finished; {self.figures(done, total)}", err=True)
 
     def __enter__(self):
         return self
@@ -221,6 +246,11 @@ class Progress:
     def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.__exit__(*exc)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 @main.command()
@@ -235,7 +265,7 @@ def submit(name, wait, as_json, **options):
             f"no broker configured: pass --broker or set {env_name('broker_url')} "
             "(or use `cooperbench run` for the embedded farm)"
         )
-    with Progress(name) as progress:
+    with Progress(name, options.get("db_url")) as progress:
         recs = api.run(
             name, features=_features(options.pop("features")), wait=wait, progress=progress if wait else None, **options
         )
@@ -267,6 +297,38 @@ def eval_(name, db_url, logs, dataset, concurrency, as_json):
 def status(name, db_url, as_json):
     """Show an experiment's per-pair results."""
     _print_records(api.status(name, db_url=db_url), as_json)
+
+
+@main.command()
+@click.option("-n", "--name", "names", multiple=True, required=True, help="An experiment; name several to compare "
+              "them on the same pairs (the first against each other one: differences are first − other).")  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv", "parquet", "html"]),
+    default="table",
+    show_default=True,
+    help="table: text; json: the report as JSON (with -o: a folder with pairs.json, agents.json, summary.json); "
+    "csv/parquet: pair and agent rows into the folder -o; html: the static report folder -o (default ./report).",
+)
+@click.option("-o", "--output", type=click.Path(), default=None, help="Output file or folder.")
+@click.option("--db", "db_url", default=None, help=f"Results database URL (env {env_name('db_url')}).")
+@friendly
+def report(names, fmt, output, db_url):
+    """Statistics of experiments (pass rates with task-clustered 95% intervals), comparisons, exports, HTML."""
+    from .report.text import render
+
+    result = api.report(list(names), db_url=db_url, fmt=fmt, output=output)
+    if fmt == "table" and output is not None:
+        Path(output).write_text(render(result))
+    elif fmt == "table":
+        click.echo(render(result))
+    elif fmt == "json" and output is None:
+        click.echo(json.dumps(result, indent=1))
+    elif fmt == "html":
+        click.echo(f"report written to {os.path.join(output or 'report', 'index.html')}", err=True)
+    else:
+        click.echo(f"rows written to {output}", err=True)
 
 
 @main.group()

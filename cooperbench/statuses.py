@@ -86,3 +86,14 @@ class PatchState(StrEnum):
     SKIPPED = "skipped"  # empty: nothing to apply
     FAILED = "failed"  # refused or did not apply
     MISSING = "missing"  # there was no patch (the agent's run failed)
+
+
+class MergeOutcome(StrEnum):
+    """What became of a scored pair's two patches, as reports count it (from merge status, strategy, patches)."""
+
+    CLEAN = "clean"  # the naive merge was clean
+    RESCUED = "rescued"  # the naive merge conflicted and the union merge rescued it
+    CONFLICTS = "conflicts"  # conflicts even the union merge left: nothing to test
+    NOT_APPLIED = "not_applied"  # a patch was refused or did not apply
+    MISSING_INPUT = "missing_input"  # an agent's patch is missing
+    ERROR = "error"  # the evaluation failed otherwise

@@ -10,8 +10,8 @@ from .conftest import ROOT
 
 PACKAGE = ROOT / "cooperbench"
 # Each room may import only rooms after it (docs/architecture.md, "The map").
-ORDER = ["cli", "api", "farm", "pair", "experiment", "environments", "agents", "grading", "sandbox", "team",
-         "data", "store", "settings", "statuses", "errors"]  # fmt: skip
+ORDER = ["cli", "api", "report", "farm", "pair", "experiment", "environments", "agents", "grading", "sandbox",
+         "team", "data", "store", "settings", "statuses", "errors"]  # fmt: skip
 
 
 def _room(path: Path) -> str:

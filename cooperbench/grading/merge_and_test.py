@@ -44,6 +44,9 @@ class FeatureOutcome:
         return failed_to_run and self.tests_passed == 0 and self.tests_failed == 0
 
 
+UNION_FAILED = "union merge failed"  # the error of a pair whose conflicts even the union merge left
+
+
 @dataclass
 class EvalOutcome:
     merge_status: MergeStatus
@@ -216,7 +219,7 @@ def merge_and_test(
                 strategy,
                 status_of,
                 [FeatureOutcome(n, False, None, 0, 0, "none", 0.0, "merge failed") for n in features],
-                "union merge failed",
+                UNION_FAILED,
                 ErrorKind.AGENT,
             )
         results = [
