@@ -1,8 +1,10 @@
 """The `gold` agent: applies its features' gold patches. A ceiling and a check of the harness.
 
 In coop it tells its teammate which files it changes, then waits (bounded) for the
-teammate's note and records what it received. In solo it applies both features' patches;
-when those overlap it uses the task's `combined.patch`, as the published dataset intends.
+teammate's note and records what it received. In solo it applies the task's `combined.patch`
+when it has one: the dataset's joint solution, which also settles how features interact (two
+gold patches can each pass alone and still break each other's tests together, as click
+task2800's features 1 and 2 do); without one, it applies each feature's gold patch.
 """
 
 from __future__ import annotations
@@ -45,15 +47,19 @@ class GoldAgent:
                 trajectory.append({"role": "send", "to": mate, "content": body, "time": time.time()})
 
         ok, output = True, ""
-        for feat in ctx.features:
+        for feat in ctx.features:  # every gold patch of the run is checked, whichever is applied
+            ensure_safe(feat.gold_patch, f"{ctx.task.key}: gold-feature{feat.number}.patch")
+        combined = len(ctx.features) > 1 and (ctx.task.path / "combined.patch").is_file()
+        if combined:
+            ok, output = _apply(ctx, read_task_text(ctx.task.path, "combined.patch"), "combined.patch")
+            trajectory.append({"role": "apply", "feature": "combined", "ok": ok, "output": output[-2000:]})
+            if not ok:  # a combined patch that does not apply: the features' own patches, one by one
+                ctx.sandbox.exec("git reset --quiet --hard && git clean -qfd", timeout=120)
+        for feat in ctx.features if not (combined and ok) else ():
             ok, output = _apply(ctx, feat.gold_patch, f"gold-feature{feat.number}.patch")
             trajectory.append({"role": "apply", "feature": feat.number, "ok": ok, "output": output[-2000:]})
             if not ok:
                 break
-        if not ok and len(ctx.features) > 1 and (ctx.task.path / "combined.patch").is_file():
-            ctx.sandbox.exec("git reset --quiet --hard && git clean -qfd", timeout=120)
-            ok, output = _apply(ctx, read_task_text(ctx.task.path, "combined.patch"), "combined.patch")
-            trajectory.append({"role": "apply", "feature": "combined", "ok": ok, "output": output[-2000:]})
 
         if ctx.mailbox is not None and ctx.teammates:
             deadline = time.monotonic() + settings.get("gold_wait")
