@@ -117,7 +117,6 @@ def worker(app, concurrency: int):
         pool_cls="threads",
         concurrency=concurrency,
         queues=[q.name for q in app.conf.task_queues or ()] or None,  # the agents' and the evaluations'
-
         loglevel="WARNING",
         without_heartbeat=True,
         without_mingle=True,
