@@ -79,7 +79,11 @@ def plan(spec: ExperimentSpec, pairs: list[Pair], database: str, force: bool, ma
         }
     if mailbox_url:
         fresh = [(PairKeys(spec.name, p.key), [a for a, _ in spec.agents(p)]) for p in todo if p not in started]
-        clear(connect(mailbox_url), fresh)
+        client = connect(mailbox_url)
+        try:
+            clear(client, fresh)
+        finally:
+            client.close()
     queued = [
         db.PairRun(
             id=pid,
@@ -99,9 +103,8 @@ def plan(spec: ExperimentSpec, pairs: list[Pair], database: str, force: bool, ma
 def signature(app, spec: ExperimentSpec, pair: Pair):
     """The pair's chord: one agent task per agent, then the evaluation; named for Flower.
 
-    The agent tasks keep no result (the chord still counts them; their rows are in the
-    database), so sending them subscribes to nothing; the evaluation's result is what `wait`
-    reads, in bulk."""
+    The agent tasks store no result in the backend (the chord still counts them; their rows
+    are in the database); the evaluation's result is what `wait` reads, in bulk."""
     spec_json, pair_json = spec.to_json(), pair.to_json()
     header = [
         app.signature(AGENT_TASK, args=(spec_json, pair_json, agent_id, list(features)), immutable=True).set(
