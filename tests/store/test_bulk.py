@@ -101,3 +101,27 @@ def test_each_process_holds_a_bounded_pool(monkeypatch):
         for t in threads:
             t.join()
         assert count == 2
+
+
+def test_columns_reads_tuples_even_of_one_column_and_the_budget_sums_them(db_url):
+    from cooperbench.pair.budget import spent
+
+    db.delete_experiment(db_url, "cost")
+    runs = [
+        db.AgentRun(
+            id=f"cost|p{i}|solo",
+            experiment="cost",
+            pair_id=f"cost|p{i}",
+            agent_id="solo",
+            features="1,2",
+            agent="gold",
+            status="Submitted",
+            usage=usage,
+        )  # fmt: skip
+        for i, usage in enumerate([{"cost_usd": 0.5}, {"cost_usd": 0.25, "earlier_attempts_cost_usd": 1.0}, {}])
+    ]
+    db.upsert(db_url, *runs)
+    assert sorted(db.columns(db_url, db.AgentRun, ("usage",), experiment="cost"), key=str) == sorted(
+        [(r.usage,) for r in runs], key=str
+    )
+    assert spent(db_url, "cost") == 1.75
