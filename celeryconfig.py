@@ -5,6 +5,9 @@ result backend, expiry, visibility timeout and concurrency are settings of
 `cooperbench/settings.py` (`cooperbench config` shows them and where they came from).
 """
 
+from kombu import Exchange as _Exchange
+from kombu import Queue as _Queue
+
 from cooperbench.settings import get as _setting
 
 broker_url = _setting("broker_url") or "redis://127.0.0.1:6379/0"
@@ -24,6 +27,15 @@ worker_prefetch_multiplier = 1
 worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
+
+# Evaluations have a queue of their own, so a finished pair is graded without waiting behind every
+# agent task still queued. A worker consumes both unless told otherwise (`celery -A cooperbench
+# worker -Q cooperbench.evaluations` for a worker that only grades).
+task_default_queue = "cooperbench.agents"
+task_queues = tuple(
+    _Queue(name, _Exchange(name), routing_key=name) for name in ("cooperbench.agents", "cooperbench.evaluations")
+)
+task_routes = {"cooperbench.evaluate": {"queue": "cooperbench.evaluations"}}
 
 result_expires = _setting("result_expires")
 broker_connection_retry_on_startup = True

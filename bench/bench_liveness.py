@@ -60,7 +60,7 @@ def detection(url: str, ttl: float) -> float:
         if mate.poll() is None:
             mate.kill()
         me.stop(finished=True)
-        box.reset()
+        box.reset(["agent1", "agent2"])
 
 
 def round_cost(url: str, rounds: int = 2000) -> float:
@@ -70,7 +70,7 @@ def round_cost(url: str, rounds: int = 2000) -> float:
     for _ in range(rounds):
         me.beat()
     took = (time.perf_counter() - t0) / rounds
-    box.reset()
+    box.reset(["agent1", "agent2"])
     return took
 
 

@@ -186,7 +186,7 @@ def run(
         try:
             if not wait:
                 return records(database, spec.name)
-            return workflow.wait(spec, pending, database, timeout=timeout, progress=step)
+            return workflow.wait(app, spec, pending, database, timeout=timeout, progress=step)
         finally:
             workflow.release(app)
 

@@ -114,6 +114,13 @@ TABLE: tuple[Setting, ...] = (
     Setting("restore_interval", int, 10, "Seconds between a worker's looks for tasks of dead workers.", "farm"),
     Setting("restore_throttle", int, 10, "Seconds between two restores of unacknowledged tasks.", "farm"),
     Setting("concurrency", int, None, "Processes per `celery -A cooperbench worker` (default: Celery's).", "farm"),
+    Setting(
+        "db_pool_size",
+        int,
+        4,
+        "Database connections each process keeps at most (PostgreSQL, MySQL); bounds a farm's total.",
+        "farm",
+    ),
     Setting("infra_retries", int, 2, "Times a task retries an infrastructure failure.", "farm"),
     Setting("infra_backoff", float, 30.0, "Seconds before the first such retry (doubled each time).", "farm"),
     Setting(

@@ -110,7 +110,9 @@ def dataset_dir():
 class Worker:
     """A real `celery -A cooperbench worker` process."""
 
-    def __init__(self, broker: str, database: str, logfile: Path, concurrency: int = 4, extra_env=None):
+    def __init__(
+        self, broker: str, database: str, logfile: Path, concurrency: int = 4, extra_env=None, queues: str | None = None
+    ):
         env = {**os.environ, "COOPERBENCH_BROKER_URL": broker, "COOPERBENCH_DB_URL": database, **(extra_env or {})}
         self.log = logfile
         self.proc = subprocess.Popen(
@@ -129,6 +131,7 @@ class Worker:
                 f"test-{uuid.uuid4().hex[:6]}@%h",
                 "--without-mingle",
                 "--without-gossip",
+                *(["-Q", queues] if queues else []),
             ],
             cwd=ROOT,
             env=env,

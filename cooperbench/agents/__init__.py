@@ -8,6 +8,7 @@ package's `cooperbench.agents` entry points.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,10 +94,17 @@ BUILTIN = {
 }
 
 
+@cache
+def _registered() -> tuple[tuple[str, str], ...]:
+    """The entry points of other packages, read once per process (scanning every installed
+    distribution's metadata costs tens of milliseconds, and workers ask for every task)."""
+    return tuple((ep.name, ep.value) for ep in entry_points(group="cooperbench.agents"))
+
+
 def available() -> dict[str, str]:
     found = dict(BUILTIN)
-    for ep in entry_points(group="cooperbench.agents"):
-        found.setdefault(ep.name, ep.value)
+    for name, value in _registered():
+        found.setdefault(name, value)
     return found
 
 

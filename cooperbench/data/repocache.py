@@ -115,7 +115,8 @@ class RepoCache:
                 return path
             shutil.rmtree(path, ignore_errors=True)
             path.mkdir(parents=True)
-            git("init", "--quiet", f"--initial-branch={BRANCH}", cwd=path)
+            # no template: every sandbox copies this folder, and git's sample hooks are a dozen files each time
+            git("init", "--quiet", "--template=", f"--initial-branch={BRANCH}", cwd=path)
             full = git("rev-parse", f"{sha}^{{commit}}", cwd=mirror).stdout.strip()
             git("fetch", "--quiet", "--no-tags", str(mirror), full, cwd=path, timeout=3600)
             git("checkout", "--quiet", "-B", BRANCH, full, cwd=path)

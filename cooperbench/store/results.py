@@ -30,9 +30,12 @@ def record(row: db.PairRun, passed: dict[int, bool]) -> dict:
 
 
 def records(database: str, experiment: str) -> list[dict]:
+    """Every pair's record, in two set-based reads (the evaluations read as three columns only)."""
     passed: dict[str, dict[int, bool]] = defaultdict(dict)
-    for e in db.query(database, db.Evaluation, experiment=experiment):
-        passed[e.pair_id][e.feature] = e.passed
+    for pair_id, feature, ok in db.columns(
+        database, db.Evaluation, ("pair_id", "feature", "passed"), experiment=experiment
+    ):
+        passed[pair_id][feature] = ok
     rows = db.query(database, db.PairRun, experiment=experiment)
     return [record(r, passed[r.id]) for r in sorted(rows, key=lambda r: (r.repo, r.task_id, r.features))]
 

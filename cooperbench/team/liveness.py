@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def alive_key(mailbox: Mailbox, agent: str) -> str:
-    return mailbox.key(f"alive:{agent}")
+    return mailbox.keys.alive(agent)
 
 
 def heartbeat_ttl() -> float:

@@ -13,19 +13,15 @@ into an inbox, e.g. that a teammate has finished or was lost (see `liveness`).
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 
 import redis
 
+from .keys import PairKeys, clear
+
 TTL_SECONDS = 14 * 24 * 3600
 FARM = "cooperbench"  # the sender of the harness's own notices
-
-
-def pair_prefix(experiment: str, pair: str) -> str:
-    """The prefix of every Redis key of one pair of one experiment."""
-    return f"cooperbench:{experiment}:{pair}"
 
 
 def connect(url: str) -> redis.Redis:
@@ -54,22 +50,23 @@ class Mailbox:
 
     def __init__(self, url: str, experiment: str, pair: str):
         self.redis = connect(url)
-        self.prefix = pair_prefix(experiment, pair)
+        self.keys = PairKeys(experiment, pair)
+        self.prefix = self.keys.prefix
 
     def key(self, name: str) -> str:
-        return f"{self.prefix}:{name}"
+        return self.keys.key(name)
 
     def _inbox(self, agent: str) -> str:
-        return self.key(f"inbox:{agent}")
+        return self.keys.inbox(agent)
 
     def send(self, sender: str, recipient: str, body: str) -> Message:
-        seq = int(self.redis.incr(self.key("seq")))
+        seq = int(self.redis.incr(self.keys.seq))
         msg = Message(seq, sender, recipient, body, time.time())
         data = json.dumps(asdict(msg))
         with self.redis.pipeline(transaction=True) as p:
             p.rpush(self._inbox(recipient), data)
-            p.rpush(self.key("log"), data)
-            for key in (self._inbox(recipient), self.key("log"), self.key("seq")):
+            p.rpush(self.keys.log, data)
+            for key in (self._inbox(recipient), self.keys.log, self.keys.seq):
                 p.expire(key, TTL_SECONDS)
             p.execute()
         return msg
@@ -92,7 +89,7 @@ class Mailbox:
         again (its worker died, or an infrastructure failure was retried) has read nothing
         of it in its new run. Done atomically against concurrent sends (WATCH on the log).
         """
-        inbox, log_key = self._inbox(agent), self.key("log")
+        inbox, log_key = self._inbox(agent), self.keys.log
 
         def refill(pipe) -> None:
             mine = [i for i in pipe.lrange(log_key, 0, -1) if json.loads(i)["recipient"] == agent]
@@ -106,7 +103,7 @@ class Mailbox:
 
     def done_key(self, agent: str) -> str:
         """The key that marks the agent's run as ended (written by `liveness`)."""
-        return self.key(f"done:{agent}")
+        return self.keys.done(agent)
 
     def finished(self, agent: str) -> bool:
         """Whether the agent's run has ended."""
@@ -129,14 +126,12 @@ class Mailbox:
 
     def log(self) -> list[Message]:
         """Every message sent in this pair, in order."""
-        items = [Message(**json.loads(i)) for i in self.redis.lrange(self.key("log"), 0, -1)]
+        items = [Message(**json.loads(i)) for i in self.redis.lrange(self.keys.log, 0, -1)]
         return sorted(items, key=lambda m: m.seq)
 
-    def reset(self) -> None:
-        pattern = re.sub(r"([\\*?\[\]])", r"\\\1", self.prefix) + ":*"
-        keys = list(self.redis.scan_iter(match=pattern))
-        if keys:
-            self.redis.delete(*keys)
+    def reset(self, agents: list[str]) -> None:
+        """Delete every key of the pair (its agents named), by name: the mailbox, the team start, liveness."""
+        clear(self.redis, [(self.keys, agents)])
 
     def for_agent(self, agent: str) -> AgentMailbox:
         return AgentMailbox(self, agent)

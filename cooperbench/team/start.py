@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import time
 
-from .mailbox import TTL_SECONDS, connect, pair_prefix
+from .keys import PairKeys
+from .mailbox import TTL_SECONDS, connect
 
 
 class TeamDidNotStart(RuntimeError):
@@ -27,39 +28,39 @@ class TeammateWithdrew(RuntimeError):
     """A teammate will not start (the experiment's budget is spent), so this agent does not either."""
 
 
-def _keys(experiment: str, pair_key: str) -> tuple[str, str, str]:
-    prefix = pair_prefix(experiment, pair_key)
-    return f"{prefix}:started", f"{prefix}:arrived:", f"{prefix}:withdrawn"
+def _keys(experiment: str, pair_key: str) -> tuple[str, PairKeys, str]:
+    keys = PairKeys(experiment, pair_key)
+    return keys.started, keys, keys.withdrawn
 
 
 def withdraw(url: str, experiment: str, pair_key: str, agent_id: str, team: list[str], reason: str) -> None:
     """Tell the teammates that `agent_id` will not start, and why; they stop waiting at once."""
     client = connect(url)
-    _, arrived, withdrawn = _keys(experiment, pair_key)
+    _, keys, withdrawn = _keys(experiment, pair_key)
     with client.pipeline(transaction=True) as p:
         p.hset(withdrawn, agent_id, reason)
         p.expire(withdrawn, TTL_SECONDS)
-        _wake(p, arrived, [a for a in team if a != agent_id], agent_id)
+        _wake(p, keys, [a for a in team if a != agent_id], agent_id)
         p.execute()
 
 
-def _wake(pipe, arrived: str, mates: list[str], agent_id: str) -> None:
+def _wake(pipe, keys: PairKeys, mates: list[str], agent_id: str) -> None:
     """Queue a wake-up from `agent_id` into each teammate's `arrived` list."""
     for mate in mates:
-        pipe.rpush(arrived + mate, agent_id)
-        pipe.expire(arrived + mate, TTL_SECONDS)
+        pipe.rpush(keys.arrived(mate), agent_id)
+        pipe.expire(keys.arrived(mate), TTL_SECONDS)
 
 
 def wait_for_team(url: str, experiment: str, pair_key: str, agent_id: str, team: list[str], timeout: float) -> None:
     """Return once every agent of `team` (which includes `agent_id`) has started; else TeamDidNotStart."""
     client = connect(url)
-    started, arrived, withdrawn = _keys(experiment, pair_key)
+    started, keys, withdrawn = _keys(experiment, pair_key)
     mates = [a for a in team if a != agent_id]
     with client.pipeline(transaction=True) as p:
         p.hdel(withdrawn, agent_id)  # this agent does start now, whatever an earlier attempt said
         p.sadd(started, agent_id)
         p.expire(started, TTL_SECONDS)
-        _wake(p, arrived, mates, agent_id)
+        _wake(p, keys, mates, agent_id)
         p.execute()
     deadline = time.monotonic() + timeout
     while True:
@@ -78,4 +79,4 @@ def wait_for_team(url: str, experiment: str, pair_key: str, agent_id: str, team:
                 f"teammate {', '.join(missing)} did not start within {timeout:g} s, so the team never ran "
                 "together (is the worker pool smaller than a team? give each worker at least 2 processes)"
             )
-        client.blpop([arrived + agent_id], timeout=left)
+        client.blpop([keys.arrived(agent_id)], timeout=left)

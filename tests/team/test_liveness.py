@@ -79,7 +79,7 @@ def test_each_change_of_a_teammate_is_told_once(box, redis_url):
         assert _bodies(inbox.receive()) == [back_notice("agent2")]
 
         # Redis loses every key of the pair (a restart without persistence): absence proves nothing
-        box.reset()
+        box.reset(["agent1", "agent2"])
         me.beat()
         assert inbox.receive() == []
         _until(lambda: box.redis.exists(box.key("alive:agent2")))  # its next heartbeat

@@ -74,7 +74,7 @@ def test_log_keeps_everything_in_order_and_pairs_are_separate(redis_url):
         (3, "agent1", "three"),
     ]
     assert [m.body for m in other.log()] == ["elsewhere"]
-    box.reset()
+    box.reset(["agent1", "agent2"])
     assert box.log() == [] and [m.body for m in other.log()] == ["elsewhere"]
 
 

@@ -1,0 +1,46 @@
+"""Planning in bulk on a private Redis: a pair's keys are deleted by name, never found by SCAN; a finished
+experiment is planned without touching the broker or rewriting a row."""
+
+import redis
+from sqlalchemy import update
+
+from cooperbench import api
+from cooperbench.farm import submit as workflow
+from cooperbench.farm.embedded import private_redis
+from cooperbench.statuses import PairStatus
+from cooperbench.store import db
+from cooperbench.team.keys import PairKeys
+
+
+def _commands(client) -> dict[str, int]:
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in client.info("commandstats").items()}
+
+
+def test_plan_deletes_keys_by_name_and_a_finished_experiment_is_left_alone(dataset_dir, tmp_path):
+    ds, pairs = api.select_pairs(str(dataset_dir))
+    spec = api.make_spec("bulk-plan", ds, agent="gold", setting="coop", logs=str(tmp_path / "logs"))
+    database = f"sqlite:///{tmp_path / 'plan.db'}"
+    with private_redis() as url:  # its own server: the command counts are this test's alone
+        client = redis.Redis.from_url(url)
+        for i in range(2000):
+            client.set(f"celery-task-meta-unrelated-{i}", "x")
+        for pair in pairs:  # what an earlier, interrupted run left
+            keys = PairKeys(spec.name, pair.key)
+            client.rpush(keys.inbox("agent2"), "stale")
+            client.sadd(keys.started, "agent1")
+        client.config_resetstat()
+
+        todo = workflow.plan(spec, pairs, database, False, url)
+        assert todo == pairs
+        calls = _commands(client)
+        assert "scan" not in calls and "keys" not in calls, calls
+        assert client.dbsize() == 2000  # every pair key gone, every unrelated key kept
+        status = db.column_map(database, db.PairRun, "status", experiment=spec.name)
+        assert len(status) == len(pairs) and set(status.values()) == {PairStatus.QUEUED}
+
+        with db.engine(database).begin() as conn:  # the workers did every pair
+            conn.execute(update(db.PairRun).where(db.PairRun.experiment == spec.name).values(status=PairStatus.DONE))
+        client.config_resetstat()
+        assert workflow.plan(spec, pairs, database, False, url) == []
+        assert _commands(client) == {"config|resetstat": 1}  # not one command reached the broker
+        assert set(db.column_map(database, db.PairRun, "status", experiment=spec.name).values()) == {PairStatus.DONE}
