@@ -47,6 +47,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, dataset_dir):
             "COOPERBENCH_DB_URL": database,
             "COOPERBENCH_LOGS": str(tmp_path / "logs"),
             "COOPERBENCH_CACHE": str(tmp_path / "cache"),
+            "COOPERBENCH_SCRATCH": str(tmp_path / "cache" / "sandboxes"),  # where the test looks for them
             "OPENAI_API_KEY": "sk-test-interrupt",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
