@@ -62,7 +62,7 @@ def make_spec(
         if value is not None and value <= 0:
             raise UserError(f"{option} must be more than 0 seconds (got {value:g})")
     model = model or default_model(agent)
-    if backend not in sandbox_backends():
+    if backend not in sandbox_backends(backend):
         raise UserError(f"unknown sandbox backend {backend!r} (known: {', '.join(sorted(sandbox_backends()))})")
     if agent_config is not None and not Path(agent_config).is_file():
         raise UserError(f"agent config not found: {agent_config}")

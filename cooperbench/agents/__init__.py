@@ -101,7 +101,11 @@ def _registered() -> tuple[tuple[str, str], ...]:
     return tuple((ep.name, ep.value) for ep in entry_points(group="cooperbench.agents"))
 
 
-def available() -> dict[str, str]:
+def available(name: str | None = None) -> dict[str, str]:
+    """Every registered name -> "module:attribute". Asked for a `name` the cached view lacks, the
+    entry points are read again first: a package installed (or put on the path) since counts."""
+    if name is not None and name not in BUILTIN and name not in dict(_registered()):
+        _registered.cache_clear()
     found = dict(BUILTIN)
     for name, value in _registered():
         found.setdefault(name, value)
@@ -109,7 +113,7 @@ def available() -> dict[str, str]:
 
 
 def check_agent(name: str) -> None:
-    if name not in available():
+    if name not in available(name):
         raise UserError(f"unknown agent {name!r} (known: {', '.join(sorted(available()))})")
 
 

@@ -159,7 +159,11 @@ def _registered() -> tuple[tuple[str, str], ...]:
     return tuple((ep.name, ep.value) for ep in entry_points(group="cooperbench.sandboxes"))
 
 
-def available() -> dict[str, str]:
+def available(name: str | None = None) -> dict[str, str]:
+    """Every registered name -> "module:attribute". Asked for a `name` the cached view lacks, the
+    entry points are read again first: a package installed (or put on the path) since counts."""
+    if name is not None and name not in BUILTIN and name not in dict(_registered()):
+        _registered.cache_clear()
     found = dict(BUILTIN)
     for name, value in _registered():
         found.setdefault(name, value)
@@ -167,7 +171,7 @@ def available() -> dict[str, str]:
 
 
 def get_backend(name: str, **options) -> SandboxBackend:
-    known = available()
+    known = available(name)
     if name not in known:
         raise UserError(f"unknown sandbox backend {name!r} (known: {', '.join(sorted(known))})")
     module, _, attr = known[name].partition(":")
