@@ -170,6 +170,9 @@ def prepare(task: Task, backend: str, *, force: bool = False, say: Callable[[str
     base = EnvState(task.key, backend, key, READY, toolchains=[t.name for t in needs.toolchains], path=str(path))
     if not needs.toolchains and not needs.blockers:
         return EnvState(**{**asdict(base), "state": NOTHING})
+    if backend not in SUPPORTED_BACKENDS:  # said, never recorded: a later version may well prepare it
+        cause = f"task environments are prepared for the {', '.join(SUPPORTED_BACKENDS)} backend only so far"
+        return EnvState(**{**asdict(base), "state": FAILED, "cause": cause})
     state = read_state(path)
     if state is not None and not force:
         return state
@@ -178,9 +181,7 @@ def prepare(task: Task, backend: str, *, force: bool = False, say: Callable[[str
         if state is not None and not force:
             return state  # another process prepared it while this one waited
         started = time.monotonic()
-        if backend not in SUPPORTED_BACKENDS:
-            cause = f"task environments are prepared for the {', '.join(SUPPORTED_BACKENDS)} backend only so far"
-        elif needs.problems:
+        if needs.problems:
             cause = "; ".join(needs.problems)
         else:
             (say or log.warning)(f"preparing the environment of {task.key} on this machine (first use)")
