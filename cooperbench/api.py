@@ -31,8 +31,7 @@ def select_pairs(dataset=None, repo=None, task=None, features=None, subset=None)
 
 def select_tasks(dataset=None, repo=None, task=None, features=None, subset=None) -> list:
     """The tasks of the pairs the filters select."""
-    _, pairs = select_pairs(dataset, repo, task, features, subset)
-    ds = Dataset(settings.dataset_dir(dataset))
+    ds, pairs = select_pairs(dataset, repo, task, features, subset)
     keys = dict.fromkeys((p.repo, p.task_id) for p in pairs)
     return [ds.task(repo_name, task_id) for repo_name, task_id in keys]
 

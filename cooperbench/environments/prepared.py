@@ -156,15 +156,23 @@ def ensure(task: Task, backend: str, *, force: bool = False, say: Callable[[str]
     needs = needs_of(task)
     if not needs.toolchains and not needs.blockers:
         return None
-    state = prepare(task, backend, force=force, say=say)
+    state = prepare(task, backend, force=force, say=say, needs=needs)
     if state.state != READY:
         raise EnvironmentUnavailable(f"the environment of {task.key} cannot be prepared here: {state.cause}")
     return environment(task, Path(state.path), needs)
 
 
-def prepare(task: Task, backend: str, *, force: bool = False, say: Callable[[str], None] | None = None) -> EnvState:
-    """Prepare the task's environment (if not ready, or `force`) and return its state."""
-    needs = needs_of(task)
+def prepare(
+    task: Task,
+    backend: str,
+    *,
+    force: bool = False,
+    say: Callable[[str], None] | None = None,
+    needs: toolchains.Needs | None = None,
+) -> EnvState:
+    """Prepare the task's environment (if not ready, or `force`) and return its state; `needs` is
+    what its runner needs, when the caller has already read it."""
+    needs = needs if needs is not None else needs_of(task)
     key = task_key(task)
     path = folder(task, backend, key)
     base = EnvState(task.key, backend, key, READY, toolchains=[t.name for t in needs.toolchains], path=str(path))
