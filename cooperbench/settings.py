@@ -56,6 +56,10 @@ def _path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def _paths(text: str) -> tuple[Path, ...]:
+    return tuple(_path(p) for p in text.split(os.pathsep) if p)
+
+
 TABLE: tuple[Setting, ...] = (
     # where things live
     Setting("dataset", _path, Path("dataset"), "Dataset folder (option --dataset).", "paths"),
@@ -131,7 +135,27 @@ TABLE: tuple[Setting, ...] = (
         "farm",
     ),
     # sandboxes
-    Setting("no_bwrap", _flag, False, "1: run local sandboxes without bubblewrap (no confinement).", "sandbox"),
+    Setting(
+        "no_bwrap",
+        _flag,
+        False,
+        "1: run local sandboxes' commands unconfined, as the worker (only for a trusted agent).",
+        "sandbox",
+    ),
+    Setting("sandbox_memory_mb", int, 4096, "Writable memory of one sandboxed process, MiB (0: none).", "sandbox"),
+    Setting("sandbox_processes", int, 512, "Processes a local sandbox may run at once (0: none).", "sandbox"),
+    Setting("sandbox_cpu_seconds", int, 3600, "CPU seconds of one sandboxed process (0: none).", "sandbox"),
+    Setting("sandbox_file_mb", int, 1024, "Largest file a sandboxed command may write, MiB (0: none).", "sandbox"),
+    Setting(
+        "sandbox_disk_mb", int, 20480, "Disk a local sandbox may fill, MiB, checked after each command.", "sandbox"
+    ),
+    Setting(
+        "sandbox_expose",
+        _paths,
+        (),
+        "Extra read-only folders for local sandboxes (toolchains outside /usr and /opt), ':'-separated.",
+        "sandbox",
+    ),
     Setting(
         "image_prefix",
         str,

@@ -33,8 +33,8 @@ from .. import settings
 from ..data.dataset import Task, read_task_file, read_task_text
 from ..data.repocache import _locked
 from ..errors import UserError
-from ..grading.merge_and_test import run_feature_tests
-from ..sandbox import Environment, SandboxBackend, get_backend, track
+from ..grading.merge_and_test import run_in_fresh_sandbox
+from ..sandbox import Environment, SandboxBackend, get_backend
 from ..statuses import EnvironmentState
 from . import toolchains
 
@@ -213,22 +213,26 @@ def prepare(
 
 
 def _gold_run(backend: SandboxBackend, task: Task, env: Environment, numbers: list[int]) -> dict[int, str | None]:
-    """Run each feature's gold patch with its tests in one sandbox: feature -> None (passed) or why not."""
-    sandbox = track(backend.create(task, labels={"agent": "prepare", "role": "prepare"}, environment=env))
-    try:
-        outcome = {}
-        for n in numbers:
-            feature = task.feature(n)
-            run = run_feature_tests(sandbox, task, feature, extra_patch=feature.gold_patch, timeout=PREPARE_TIMEOUT)
-            tail = run.output.strip()[-400:]
-            outcome[n] = (
-                None
-                if run.passed
-                else f"exit {run.exit_code}, {run.tests_passed} passed, " + (f"{run.tests_failed} failed: {tail}")
-            )
-        return outcome
-    finally:
-        sandbox.close()
+    """Run each feature's gold patch with its tests, each in a fresh sandbox: feature -> None (passed) or why not."""
+    outcome = {}
+    for n in numbers:
+        feature = task.feature(n)
+        run = run_in_fresh_sandbox(
+            backend,
+            task,
+            feature,
+            extra_patch=feature.gold_patch,
+            labels={"agent": "prepare", "role": "prepare"},
+            timeout=PREPARE_TIMEOUT,
+            environment=env,
+        )
+        tail = run.output.strip()[-400:]
+        outcome[n] = (
+            None
+            if run.passed
+            else f"exit {run.exit_code}, {run.tests_passed} passed, " + (f"{run.tests_failed} failed: {tail}")
+        )
+    return outcome
 
 
 def _prepare(task: Task, path: Path, needs: toolchains.Needs, backend: SandboxBackend) -> str | None:

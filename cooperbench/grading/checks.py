@@ -19,7 +19,7 @@ from ..data.repocache import GitError, RepoCache, git
 from ..errors import UserError
 from ..sandbox import Environment, SandboxBackend
 from ..statuses import MergeStatus
-from .merge_and_test import run_feature_tests
+from .merge_and_test import run_in_fresh_sandbox
 from .patchcheck import ensure_safe, patch_error
 
 
@@ -66,25 +66,19 @@ def validate(
         except Exception as exc:  # noqa: BLE001 - a task that cannot be prepared is a problem of its own
             problems.append(Violation(task.key, None, str(exc)))
             continue
-        try:
-            extra = {"environment": environment} if environment is not None else {}
-            sandbox = backend.create(task, labels={"pair": task.key, "agent": "validate"}, **extra)
-        except Exception as exc:
-            problems.append(Violation(task.key, None, f"cannot prepare the repository: {exc}"))
-            continue
-        try:
-            for feature in task.features.values():
-                if only is not None and feature.number not in only.get(task.key, ()):
-                    continue
-                problems += _check_feature(sandbox, task, feature)
-                if progress:
-                    progress(1)
-        finally:
-            sandbox.close()
+        for feature in task.features.values():
+            if only is not None and feature.number not in only.get(task.key, ()):
+                continue
+            try:
+                problems += _check_feature(backend, task, feature, environment)
+            except Exception as exc:  # noqa: BLE001 - the sandbox could not be made: a problem of the task here
+                problems.append(Violation(task.key, feature.number, f"cannot prepare the repository: {exc}"))
+            if progress:
+                progress(1)
     return problems
 
 
-def _check_feature(sandbox, task: Task, feature) -> list[Violation]:
+def _check_feature(backend: SandboxBackend, task: Task, feature, environment: Environment | None) -> list[Violation]:
     out = []
     for name in ("feature.md", "feature.patch", "tests.patch"):
         if not (feature.path / name).is_file():
@@ -104,10 +98,13 @@ def _check_feature(sandbox, task: Task, feature) -> list[Violation]:
             out.append(Violation(task.key, feature.number, error))
     if out:
         return out  # never applied, not even to see the tests fail
-    on_base = run_feature_tests(sandbox, task, feature, ref="HEAD", timeout=600)
+    labels = {"pair": task.key, "agent": "validate"}
+    on_base = run_in_fresh_sandbox(backend, task, feature, labels=labels, timeout=600, environment=environment)
     if on_base.passed:
         out.append(Violation(task.key, feature.number, "tests pass on the base commit (they must fail)"))
-    with_gold = run_feature_tests(sandbox, task, feature, ref="HEAD", extra_patch=texts["feature.patch"], timeout=600)
+    with_gold = run_in_fresh_sandbox(
+        backend, task, feature, extra_patch=texts["feature.patch"], labels=labels, timeout=600, environment=environment
+    )
     if not with_gold.passed:
         tail = with_gold.output.strip().splitlines()[-1:] or ["no output"]
         out.append(

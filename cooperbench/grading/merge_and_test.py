@@ -5,9 +5,14 @@ left behind can leak into the result:
 1. drop test-file sections from each patch (the benchmark's own tests are what count);
 2. apply each patch on a branch from the base (plain, then 3-way): applied/skipped/failed;
 3. merge the branches naively; if that conflicts, retry with git's union merge;
-4. for each feature: reset to the merged tree, run the task's test script with that
-   feature's `tests.patch`, and parse the output. A feature passes only if the script
-   exits 0 and the output shows at least one passed and no failed test.
+4. for each feature: run the task's test script with that feature's `tests.patch` on a
+   fresh merged tree, and parse the output. A feature passes only if the script exits 0
+   and the output shows at least one passed and no failed test.
+
+The tests execute the agents' code, so after a test run the sandbox is the agents': the
+harness never runs git in it again. The first feature is tested in the sandbox that
+merged; every other feature in a new sandbox where the harness applies the merged change
+to the base (nothing one feature's run left can touch the next).
 """
 
 from __future__ import annotations
@@ -131,12 +136,12 @@ def run_feature_tests(
     task: Task,
     feature: Feature,
     *,
-    ref: str = "HEAD",
     extra_patch: str | None = None,
     timeout: float = TEST_TIMEOUT,
 ) -> FeatureOutcome:
-    """Reset to `ref`, run the task's test script for `feature` (optionally with a feature patch)."""
-    _must(sandbox, f"git reset -q --hard {shlex.quote(ref)} && git clean -qfd")
+    """Run the task's test script for `feature` (optionally with a feature patch) on the working copy.
+
+    The sandbox must be fresh (no confined command has run in it): the run leaves it the agents'."""
     files = sandbox.files_dir
     sandbox.write_file(f"{files}/tests{feature.number}.patch", feature.tests_patch.encode("utf-8", "surrogateescape"))
     args = [f"{files}/tests{feature.number}.patch"]
@@ -159,6 +164,38 @@ def run_feature_tests(
         output,
         result.timed_out,
     )
+
+
+def run_in_fresh_sandbox(
+    backend: SandboxBackend,
+    task: Task,
+    feature: Feature,
+    *,
+    change: str = "",
+    extra_patch: str | None = None,
+    labels: dict[str, str] | None = None,
+    timeout: float = TEST_TIMEOUT,
+    environment: Environment | None = None,
+) -> FeatureOutcome:
+    """Test `feature` in a new sandbox of the task, where the harness first commits `change` on the base."""
+    extra = {"environment": environment} if environment is not None else {}
+    sandbox = track(backend.create(task, labels={**(labels or {}), "role": "eval"}, **extra))
+    try:
+        if change.strip():
+            sandbox.write_file(f"{sandbox.files_dir}/change.patch", change.encode("utf-8", "surrogateescape"))
+            path = shlex.quote(f"{sandbox.files_dir}/change.patch")
+            _must(sandbox, f"git update-index -q --refresh; git apply --index {path}")
+            _must(sandbox, "git commit -q --no-verify -m change")
+        return run_feature_tests(sandbox, task, feature, extra_patch=extra_patch, timeout=timeout)
+    finally:
+        sandbox.close()
+
+
+def merged_change(sandbox: Sandbox) -> str:
+    """The merged tree's change against the base, as a binary-safe diff (read before any test ran)."""
+    out = f"{sandbox.files_dir}/merged.patch"
+    _must(sandbox, f"git diff --binary --no-color --no-ext-diff cb-base cb-merged > {shlex.quote(out)}")
+    return sandbox.read_file(out).decode("utf-8", "surrogateescape")
 
 
 def _test_command(sandbox: Sandbox, task: Task, patch_paths: list[str]) -> str:
@@ -222,8 +259,19 @@ def merge_and_test(
                 UNION_FAILED,
                 ErrorKind.AGENT,
             )
-        results = [
-            run_feature_tests(sandbox, task, task.feature(n), ref="cb-merged", timeout=test_timeout) for n in features
+        change = merged_change(sandbox) if len(features) > 1 else ""
+        results = [run_feature_tests(sandbox, task, task.feature(features[0]), timeout=test_timeout)]
+        results += [
+            run_in_fresh_sandbox(
+                backend,
+                task,
+                task.feature(n),
+                change=change,
+                labels=labels,
+                timeout=test_timeout,
+                environment=environment,
+            )
+            for n in features[1:]
         ]
         ungraded = [r for r in results if r.ran_no_test]
         if ungraded and error_kind is None:

@@ -1,9 +1,9 @@
 """Captures an agent's change as a patch against the base commit, independent of what the agent did to git.
 
 Before the agent starts, the harness keeps its own one-commit copy of the base in the
-sandbox's harness folder (`files/base.git`). Afterwards it diffs the working tree against
-that copy with a private index, so new files are included and commits, resets, branch
-switches or a deleted `.git` in the working copy change nothing.
+sandbox's harness folder (`files/base.git`). Afterwards a confined command diffs the
+working tree against a copy of it with a private index, so new files are included and
+commits, resets, branch switches or a deleted `.git` in the working copy change nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from ..sandbox import Sandbox, SandboxError
 EXCLUDES = ["__pycache__/", "*.pyc", ".pytest_cache/", "*.egg-info/", ".mypy_cache/", "node_modules/", "target/"]
 
 
-def _git(sandbox: Sandbox) -> str:
-    gd = f"{sandbox.files_dir}/base.git"
-    work_tree = shlex.quote(sandbox.repo_dir)
-    return f"GIT_INDEX_FILE={shlex.quote(gd)}/capture.index git --git-dir={shlex.quote(gd)} --work-tree={work_tree}"
+OUT = "/tmp/cooperbench-capture"  # where the capture writes, in the sandbox's own /tmp
 
 
 def prepare(sandbox: Sandbox) -> None:
@@ -37,15 +34,21 @@ def prepare(sandbox: Sandbox) -> None:
 
 
 def capture(sandbox: Sandbox) -> str:
-    """The working tree's full change against the base commit, as a binary-safe git diff."""
-    g = _git(sandbox)
-    out = f"{sandbox.files_dir}/captured.patch"
-    repo = shlex.quote(sandbox.repo_dir)
+    """The working tree's full change against the base commit, as a binary-safe git diff.
+
+    It runs confined, as the agent's commands do: the working tree is the agent's, and
+    whatever it planted there (attributes, a symlinked tree, a `.gitconfig` in its home) acts
+    with the agent's own rights only. The harness's snapshot is copied, never written."""
+    out = shlex.quote(OUT)
+    gd = f"{OUT}/base.git"
+    g = f"GIT_INDEX_FILE={gd}/capture.index git --git-dir={gd} --work-tree={shlex.quote(sandbox.repo_dir)}"
     script = (
-        f"mkdir -p {repo} && cd {repo} && {g} read-tree HEAD && {g} add -A && "
-        f"{g} diff --cached --binary --no-color --no-ext-diff HEAD > {shlex.quote(out)}"
+        f"rm -rf {out} && mkdir -p {out} && cp -r {shlex.quote(sandbox.files_dir)}/base.git {gd} && "
+        f"mkdir -p {shlex.quote(sandbox.repo_dir)} && cd {shlex.quote(sandbox.repo_dir)} && "
+        f"{g} read-tree HEAD && {g} add -A && "
+        f"{g} diff --cached --binary --no-color --no-ext-diff HEAD > {OUT}/patch"
     )
-    result = sandbox.exec(script, timeout=600, confined=False, cwd=sandbox.files_dir)
+    result = sandbox.exec(script, timeout=600, cwd=sandbox.files_dir)
     if result.exit_code != 0:
         raise SandboxError(f"cannot capture the agent's patch: {result.output.strip()[-300:]}")
-    return sandbox.read_file(out).decode("utf-8", "surrogateescape")
+    return sandbox.read_file(f"{OUT}/patch").decode("utf-8", "surrogateescape")

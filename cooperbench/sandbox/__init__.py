@@ -4,7 +4,8 @@ A sandbox holds one task's repository at its base commit. The harness drives it 
 `exec` (commands with a time limit), `write_file` / `read_file` (bytes in and out, never
 through shell arguments) and `close`. Commands run `confined` (the default) get what an
 agent gets: no network and only the repository writable. Harness commands (git plumbing
-for merges and patch capture) run unconfined.
+for merges) run unconfined, and only on state no confined command has touched: a harness
+tool never reads a file an agent could have planted (hooks, filters, attributes).
 
 A new backend is one new module with a `SandboxBackend` class, registered in
 `BUILTIN` or through the `cooperbench.sandboxes` entry-point group.
@@ -31,6 +32,7 @@ class ExecResult:
     output: str  # stdout and stderr, interleaved
     duration: float
     timed_out: bool = False
+    limit: str | None = None  # the sandbox limit the command ran into (memory, processes, cpu, file, disk)
 
 
 MAX_OUTPUT = 4 * 1024 * 1024  # a command's output kept, half from its start and half from its end

@@ -1,14 +1,19 @@
 """The `local` backend: a private working copy per sandbox on this machine.
 
-When bubblewrap (`bwrap`) is installed, confined commands run inside it: no network,
-the whole file system read-only, the sandbox's own folder (working copy, a private home,
-/tmp, its copy of the task environment) the only writable place but for the harness folder
-(read-only), and the repository cache, dataset (gold patches), logs and database hidden.
-With `--git`, the pair's team remote (a bare repository) is writable too and is the
-working copy's remote `team`. A task's prepared environment (`sandbox.Environment`) is
-copied into the sandbox, so nothing a command does reaches the prepared one; the step that
-prepares it gets the caches in place and the network. Without bwrap, commands run as plain
-processes and a warning says so once.
+Confined commands run under bubblewrap as a user that is nobody on the host, with limits
+(`confine.py` says exactly what they see). The sandbox's folder holds its working copy,
+a private home, its /tmp and its copy of the task environment (`sandbox.Environment`), all
+handed to the sandbox's user before its first confined command; its harness folder stays
+the harness's, read-only to commands. With `--git`, the pair's team remote (a bare
+repository) is writable too and is the working copy's remote `team`; both teammates'
+sandboxes run as the same user, which owns it. The step that prepares an environment gets
+the caches in place and the network.
+
+Harness commands (`confined=False`) run as the worker but with a clean environment and a
+git that reads no system or user configuration and runs no hooks; the harness runs them
+only before a confined command has touched the sandbox (after, the working copy belongs to
+the sandbox's user and git refuses it). Without bwrap, or where bwrap cannot confine (no
+user namespaces), the backend refuses to start unless `no_bwrap` is set for a trusted agent.
 """
 
 from __future__ import annotations
@@ -17,21 +22,39 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 from .. import settings
-from ..data.repocache import RepoCache, git
+from ..data.repocache import IDENTITY, RepoCache, git
 from ..errors import UserError
 from ..team.remote import REMOTE_NAME
-from . import Environment, ExecResult, SandboxError, trim_output
+from . import MAX_OUTPUT, Environment, ExecResult, SandboxError, trim_output
+from .confine import Limits, Mounts, bwrap_argv, check_bwrap, sandbox_uid
 
 log = logging.getLogger(__name__)
 _warned = False
 _warned_tmp = False
+
+# git as the harness runs it: no system or user configuration, no hooks, no fsmonitor, no prompts.
+HARNESS_GIT = {
+    **IDENTITY,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_CONFIG_COUNT": "3",
+    "GIT_CONFIG_KEY_0": "core.hooksPath",
+    "GIT_CONFIG_VALUE_0": "/dev/null",
+    "GIT_CONFIG_KEY_1": "core.fsmonitor",
+    "GIT_CONFIG_VALUE_1": "false",
+    "GIT_CONFIG_KEY_2": "protocol.ext.allow",
+    "GIT_CONFIG_VALUE_2": "never",
+}
 
 
 def _command_env(home: Path) -> dict[str, str]:
@@ -52,6 +75,52 @@ def _command_env(home: Path) -> dict[str, str]:
     return env
 
 
+def _read_bounded(stream, sink: list[bytes]) -> None:
+    """Read a command's output to its end, keeping at most MAX_OUTPUT bytes (its start and its end)."""
+    half = MAX_OUTPUT // 2
+    head = bytearray()
+    tail = bytearray()
+    dropped = False
+    while chunk := stream.read1(65536):
+        if len(head) < half:
+            take = half - len(head)
+            head += chunk[:take]
+            chunk = chunk[take:]
+        tail += chunk
+        if len(tail) > half:
+            del tail[: len(tail) - half]
+            dropped = True
+    sink.append(bytes(head) + (b"\n... [output truncated] ...\n" if dropped else b"") + bytes(tail))
+
+
+def _limit_hit(code: int, output: str, limits: Limits) -> str | None:
+    """Which limit ended a failed command, when its exit tells (a signal) or its output does."""
+    if code == 0:
+        return None
+    if limits.cpu_seconds and code in (128 + signal.SIGXCPU, -signal.SIGXCPU):
+        return "cpu"
+    if limits.file_mb and (code in (128 + signal.SIGXFSZ, -signal.SIGXFSZ) or "File too large" in output):
+        return "file"
+    if limits.processes and "fork: " in output and "Resource temporarily unavailable" in output:
+        return "processes"
+    if limits.memory_mb and ("MemoryError" in output or "Cannot allocate memory" in output):
+        return "memory"
+    return None
+
+
+def _disk_use(paths: list[Path]) -> int:
+    """Bytes the folders take on disk (not following links)."""
+    total = 0
+    for top in paths:
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in (*dirnames, *filenames):
+                try:
+                    total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+                except OSError:
+                    pass
+    return total
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """Kill a command and everything it started (it runs in a session of its own)."""
     try:
@@ -68,6 +137,9 @@ class LocalSandbox:
         use_bwrap: bool,
         shared: list[Path] = (),
         environment: Environment | None = None,
+        *,
+        uid: int | None = None,
+        limits: Limits | None = None,
     ):
         self.root = root
         self.shared = list(shared)  # writable outside the sandbox: the team remote, caches being prepared
@@ -77,12 +149,19 @@ class LocalSandbox:
         self.tmp = root / "tmp"
         self.hidden = hidden
         self.use_bwrap = use_bwrap
+        self.uid = uid if uid is not None else sandbox_uid(None)
+        self.limits = limits or Limits()
         self.network = bool(environment and environment.preparing)
         self._running: set[subprocess.Popen] = set()  # commands still running, killed by close()
         self.closed = False
         for d in (self.files_dir, self.home, self.tmp):
             Path(d).mkdir(parents=True, exist_ok=True)
         self.variables = self._environment(environment) if environment else {}
+
+    @property
+    def _own_dirs(self) -> list[Path]:
+        """The sandbox's writable folders (its user's), besides the shared ones."""
+        return [Path(self.repo_dir), self.home, self.tmp, self.root / "env"]
 
     def _environment(self, environment: Environment) -> dict[str, str]:
         """Give the sandbox the task environment; the variables its commands get."""
@@ -107,59 +186,45 @@ class LocalSandbox:
             variables["PATH"] = front + os.pathsep + _command_env(self.home)["PATH"]
         return variables
 
+    def _hand_over(self) -> None:
+        """Give the sandbox's user its writable folders (before a confined command, when the worker is root)."""
+        if os.geteuid() != 0:
+            return
+        for path in [*self._own_dirs, *self.shared]:
+            try:
+                owner = path.lstat().st_uid
+            except FileNotFoundError:
+                continue
+            if owner != self.uid:  # made or replaced by the harness since: hand it over again
+                subprocess.run(["chown", "-hR", f"{self.uid}:{self.uid}", str(path)], check=True)
+
     def _argv(self, command: str, cwd: str, confined: bool) -> list[str]:
         if not (confined and self.use_bwrap):
             return ["bash", "-c", command]
-        argv = [
-            "bwrap",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            *([] if self.network else ["--unshare-net"]),
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--die-with-parent",
-            "--new-session",
-        ]
-        for path in self.hidden:
-            if path.is_dir():
-                argv += ["--tmpfs", str(path)]
-            elif path.exists():
-                argv += ["--ro-bind", "/dev/null", str(path)]
-        # /tmp first: the sandbox itself may live under /tmp, and later binds land on top.
-        argv += [
-            "--bind",
-            str(self.tmp),
-            "/tmp",
-            "--bind",
-            str(self.root),
-            str(self.root),
-            "--ro-bind",
-            self.files_dir,
-            self.files_dir,
-            *[arg for path in self.shared for arg in ("--bind", str(path), str(path))],
-            "--chdir",
-            cwd,
-            "bash",
-            "-c",
-            command,
-        ]
-        return argv
+        mounts = Mounts(
+            writable=[self.root, *self.shared],
+            readonly=[Path(self.files_dir)],
+            tmp=self.tmp,
+            hidden=self.hidden,
+            network=self.network,
+        )
+        return bwrap_argv(mounts, self.uid, self.limits, cwd, command)
 
     def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult:
         cwd = cwd or self.repo_dir
         start = time.monotonic()
         env = {**_command_env(self.home), **self.variables}
         if not confined:
-            env = {**os.environ, **env}
+            env.update(HARNESS_GIT)
+        elif self.use_bwrap:
+            try:
+                self._hand_over()
+            except (OSError, subprocess.CalledProcessError) as exc:
+                raise SandboxError(f"cannot hand the sandbox {self.root} to its user: {exc}") from exc
         try:
             proc = subprocess.Popen(
                 self._argv(command, cwd, confined),
-                cwd=cwd,
+                cwd=cwd if not (confined and self.use_bwrap) else "/",
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -169,22 +234,47 @@ class LocalSandbox:
         except OSError as exc:  # its folder is gone (closed, cleaned away) or the machine is out of processes
             raise SandboxError(f"cannot run a command in the sandbox {self.root}: {exc}") from exc
         self._running.add(proc)
+        sink: list[bytes] = []
+        reader = threading.Thread(target=_read_bounded, args=(proc.stdout, sink), daemon=True)
+        reader.start()
         try:
-            out, _ = proc.communicate(timeout=timeout)
+            proc.wait(timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            out, _ = proc.communicate()
+            proc.wait()
             timed_out = True
         finally:
+            reader.join()
+            proc.stdout.close()
             self._running.discard(proc)
         if self.closed:
             raise SandboxError("the sandbox was closed while the command ran")
         code = proc.returncode if not timed_out else -signal.SIGKILL
-        return ExecResult(code, trim_output(out), time.monotonic() - start, timed_out)
+        output = trim_output(sink[0] if sink else b"")
+        limit = _limit_hit(code, output, self.limits) if confined and not timed_out else None
+        if confined and self.limits.disk_mb:
+            used = _disk_use(self._own_dirs)
+            if used > self.limits.disk_mb * 1024 * 1024:
+                limit, code = "disk", code or 1
+                output += (
+                    f"\n[cooperbench] the sandbox uses {used >> 20} MiB, "
+                    f"over its disk limit of {self.limits.disk_mb} MiB\n"
+                )
+        if limit and limit != "disk":
+            output += f"\n[cooperbench] the command ran into the sandbox's {limit} limit\n"
+        return ExecResult(code, output, time.monotonic() - start, timed_out, limit)
+
+    def _path(self, path: str) -> Path:
+        """A path as commands name it, on this machine (the sandbox's /tmp is its own folder)."""
+        if Path(path).is_relative_to(self.root):  # bound at its own path inside (even under /tmp)
+            return Path(path)
+        if path == "/tmp" or path.startswith("/tmp/"):
+            return self.tmp / path[len("/tmp/") :] if path != "/tmp" else self.tmp
+        return Path(path)
 
     def _own(self, path: str) -> Path:
-        resolved = Path(path).resolve()
+        resolved = self._path(path).resolve()
         if not resolved.is_relative_to(self.root.resolve()):
             raise ValueError(f"{path} is outside the sandbox")
         return resolved
@@ -195,7 +285,16 @@ class LocalSandbox:
         target.write_bytes(data)
 
     def read_file(self, path: str) -> bytes:
-        return self._own(path).read_bytes()
+        """A regular file's bytes (never a fifo or device a command left there to hang the harness)."""
+        target = self._own(path)
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            raise SandboxError(f"cannot read {path} in the sandbox: {exc.strerror}") from exc
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise SandboxError(f"{path} in the sandbox is not a regular file")
+            return f.read()
 
     def close(self) -> None:
         self.closed = True
@@ -226,8 +325,16 @@ class LocalBackend:
         if db.startswith("sqlite:///"):
             default_hidden.append(Path(db[len("sqlite:///") :]))
         self.hidden = sorted({Path(p).resolve() for p in [*default_hidden, *hide]})
-        self.use_bwrap = shutil.which("bwrap") is not None and not settings.get("no_bwrap")
+        self.use_bwrap = not settings.get("no_bwrap")
+        self.limits = Limits.from_settings()
         global _warned, _warned_tmp
+        if self.use_bwrap:
+            if shutil.which("bwrap") is None:
+                raise UserError(
+                    "bwrap (bubblewrap) is not installed: local sandboxes cannot confine agent commands; "
+                    f"install it, or, only for an agent you trust, set {settings.env_name('no_bwrap')}=1"
+                )
+            check_bwrap()
         if self.use_bwrap and self.scratch.resolve().is_relative_to("/tmp") and not _warned_tmp:
             _warned_tmp = True  # its /tmp is the sandbox's own, and the path to the sandbox runs through it
             log.warning(
@@ -238,10 +345,7 @@ class LocalBackend:
             )
         if not self.use_bwrap and not _warned:
             _warned = True
-            log.warning(
-                "bwrap not found: local sandboxes run agent commands without isolation "
-                "(install bubblewrap to confine them)"
-            )
+            log.warning("%s is set: local sandboxes run agent commands unconfined", settings.env_name("no_bwrap"))
 
     def create(
         self,
@@ -264,8 +368,11 @@ class LocalBackend:
             if isinstance(exc, UserError):
                 raise
             raise SandboxError(f"cannot create local sandbox for {task.key}: {exc}") from exc
+        uid = sandbox_uid(str(shared[0]) if shared else None)  # teammates share their remote, so their user
         try:
-            return LocalSandbox(root, self.hidden, self.use_bwrap, shared, environment)
+            if shared and os.geteuid() == 0 and self.use_bwrap:
+                subprocess.run(["chown", "-hR", f"{uid}:{uid}", str(shared[0])], check=True)
+            return LocalSandbox(root, self.hidden, self.use_bwrap, shared, environment, uid=uid, limits=self.limits)
         except (OSError, subprocess.CalledProcessError) as exc:
             shutil.rmtree(root, ignore_errors=True)
             raise SandboxError(f"cannot give the sandbox of {task.key} its environment: {exc}") from exc

@@ -271,7 +271,8 @@ def test_merge_branches_in_a_sandbox(tmp_path, upstream):
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "generated base")  # cb-base is now the generated file's base
         p1, p2 = _edit_patches(repo, lines, e1, e2)
-        assert apply_on_branch(sandbox, "agent1", p1) == "applied"
+        s1 = apply_on_branch(sandbox, "agent1", p1)
+        assert s1 == "applied", getattr(s1, "reason", s1)
         assert apply_on_branch(sandbox, "agent2", p2) == "applied"
         status, strategy, merged = merge_branches(sandbox, ["agent1", "agent2"])
         return status, strategy, merged, (repo / "f.txt").read_text()

@@ -104,7 +104,7 @@ def test_confined_commands_write_only_their_working_copy_and_cannot_see_gold(bac
     assert "mirrors" not in result.output and "bases" not in result.output
 
 
-def test_without_bwrap_a_warning_is_given_once(backend, monkeypatch, caplog):
+def test_unconfined_by_choice_a_warning_is_given_once(backend, monkeypatch, caplog):
     import cooperbench.sandbox.local as local
 
     monkeypatch.setenv("COOPERBENCH_NO_BWRAP", "1")
@@ -113,7 +113,7 @@ def test_without_bwrap_a_warning_is_given_once(backend, monkeypatch, caplog):
     with caplog.at_level("WARNING"):
         LocalBackend(cache=be.cache, scratch=be.scratch)
         LocalBackend(cache=be.cache, scratch=be.scratch)
-    assert sum("bwrap not found" in r.message for r in caplog.records) == 1
+    assert sum("run agent commands unconfined" in r.message for r in caplog.records) == 1
 
 
 @pytest.mark.parametrize(
