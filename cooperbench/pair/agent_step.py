@@ -16,6 +16,7 @@ import traceback
 import redis
 
 from ..agents import AgentContext, AgentInfraError, AgentResult, get_agent, partial_result
+from ..agents.llm_client import redact
 from ..data.dataset import Dataset, Pair
 from ..data.repocache import RepoCache
 from ..environments.prepared import EnvironmentUnavailable, for_agent
@@ -165,6 +166,8 @@ def run_agent(
     row.finished_at, row.duration = db.now(), time.monotonic() - t0
     if ABANDONED.is_set():
         return _summary(row)
+    if row.patch:  # a key the agent copied into its working tree is never stored
+        row.patch = redact(row.patch)
     write_text(paths.patch(agent_id), row.patch)
     row.trajectory_path = write_json(
         paths.trajectory(agent_id),
@@ -205,4 +208,8 @@ def _run_timed(agent, ctx: AgentContext, seconds: float | None) -> tuple[AgentRe
     if timer.fired:
         result.status, result.error = AgentStatus.LIMITS_EXCEEDED, timer.reason
         return result, timer.patch
-    return result, capture.capture(ctx.sandbox)
+    try:
+        return result, capture.capture(ctx.sandbox)
+    except capture.CaptureError as exc:  # the agent made its tree uncapturable: its outcome, not the farm's
+        result.status, result.error = AgentStatus.ERROR, str(exc)
+        return result, ""

@@ -15,6 +15,10 @@ from ..sandbox import Sandbox, SandboxError
 EXCLUDES = ["__pycache__/", "*.pyc", ".pytest_cache/", "*.egg-info/", ".mypy_cache/", "node_modules/", "target/"]
 
 
+class CaptureError(Exception):
+    """The agent's working tree could not be captured (it made it unreadable to git): its own outcome."""
+
+
 OUT = "/tmp/cooperbench-capture"  # where the capture writes, in the sandbox's own /tmp
 
 
@@ -50,5 +54,8 @@ def capture(sandbox: Sandbox) -> str:
     )
     result = sandbox.exec(script, timeout=600, cwd=sandbox.files_dir)
     if result.exit_code != 0:
-        raise SandboxError(f"cannot capture the agent's patch: {result.output.strip()[-300:]}")
-    return sandbox.read_file(f"{OUT}/patch").decode("utf-8", "surrogateescape")
+        raise CaptureError(f"cannot capture the agent's patch: {result.output.strip()[-300:]}")
+    try:
+        return sandbox.read_file(f"{OUT}/patch").decode("utf-8", "surrogateescape")
+    except (SandboxError, ValueError) as exc:  # replaced by something else than the file git wrote
+        raise CaptureError(f"cannot read the agent's captured patch: {exc}") from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from ..agents.llm_client import redact, secrets
 from ..data.dataset import Dataset, Pair
 from ..environments.prepared import EnvironmentUnavailable
 from ..environments.prepared import ensure as ensure_environment
@@ -91,6 +92,9 @@ def _outcome(spec: ExperimentSpec, pair: Pair, runs: dict[str, db.AgentRun | Non
         return EvalOutcome(
             MergeStatus.ERROR, None, {}, [], f"evaluation failed: {type(exc).__name__}: {exc}", ErrorKind.INFRA
         )
+    hidden = secrets()
+    for feature in outcome.features:  # test output can print whatever agent code found: never store a key
+        feature.output = redact(feature.output, hidden)
     if outcome.error_kind is None:
         failed_agents = [f"{a}: {r.status}: {r.error}" for a, r in runs.items() if r and r.status == AgentStatus.ERROR]
         if failed_agents:

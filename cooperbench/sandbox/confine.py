@@ -63,7 +63,7 @@ class Limits:
         args = [
             *([f"--data={self.memory_mb * mib}"] if self.memory_mb else []),
             *([f"--nproc={self.processes}"] if self.processes else []),
-            *([f"--cpu={self.cpu_seconds}"] if self.cpu_seconds else []),
+            *([f"--cpu={self.cpu_seconds}:{self.cpu_seconds + 5}"] if self.cpu_seconds else []),  # SIGXCPU, then KILL
             *([f"--fsize={self.file_mb * mib}"] if self.file_mb else []),
         ]
         return ["prlimit", *args, "--"] if args else []

@@ -252,7 +252,7 @@ class LocalSandbox:
             raise SandboxError("the sandbox was closed while the command ran")
         code = proc.returncode if not timed_out else -signal.SIGKILL
         output = trim_output(sink[0] if sink else b"")
-        limit = _limit_hit(code, output, self.limits) if confined and not timed_out else None
+        limit = _limit_hit(code, output, self.limits) if confined else None
         if confined and self.limits.disk_mb:
             used = _disk_use(self._own_dirs)
             if used > self.limits.disk_mb * 1024 * 1024:
