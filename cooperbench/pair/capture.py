@@ -57,5 +57,5 @@ def capture(sandbox: Sandbox) -> str:
         raise CaptureError(f"cannot capture the agent's patch: {result.output.strip()[-300:]}")
     try:
         return sandbox.read_file(f"{OUT}/patch").decode("utf-8", "surrogateescape")
-    except (SandboxError, ValueError) as exc:  # replaced by something else than the file git wrote
+    except (SandboxError, OSError, ValueError) as exc:  # replaced by something else than the file git wrote
         raise CaptureError(f"cannot read the agent's captured patch: {exc}") from exc

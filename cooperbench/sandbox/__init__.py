@@ -38,6 +38,30 @@ class ExecResult:
 MAX_OUTPUT = 4 * 1024 * 1024  # a command's output kept, half from its start and half from its end
 
 
+class BoundedOutput:
+    """A command's output as it streams in, keeping at most MAX_OUTPUT bytes: its start and its end."""
+
+    def __init__(self):
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = False
+
+    def add(self, chunk: bytes) -> None:
+        half = MAX_OUTPUT // 2
+        if len(self.head) < half:
+            take = half - len(self.head)
+            self.head += chunk[:take]
+            chunk = chunk[take:]
+        self.tail += chunk
+        if len(self.tail) > half:
+            del self.tail[: len(self.tail) - half]
+            self.dropped = True
+
+    def text(self) -> str:
+        middle = b"\n... [output truncated] ...\n" if self.dropped else b""
+        return (bytes(self.head) + middle + bytes(self.tail)).decode("utf-8", "replace")
+
+
 def trim_output(data: bytes) -> str:
     """A command's output as text, its middle cut out when it is longer than MAX_OUTPUT bytes."""
     if len(data) > MAX_OUTPUT:

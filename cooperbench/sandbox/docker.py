@@ -9,8 +9,12 @@ whose one other member is this host's git server for the pairs' shared remotes. 
 container is labelled with its experiment, pair, agent, role and owner (host, pid): `gc()`
 in `gc.py` removes those whose owner process is gone.
 
+Containers run with no new privileges, a few capabilities dropped, a process limit
+(`sandbox_processes`) and a memory limit (`docker_memory`, else `sandbox_memory_mb`);
+confined commands get the per-process limits of `confine.Limits` through `prlimit`.
+
 Settings (`cooperbench config`): image_prefix, base_image, docker_cpus, docker_memory (e.g. "4g"),
-sandbox_lifetime.
+sandbox_lifetime, sandbox_*.
 """
 
 from __future__ import annotations
@@ -34,13 +38,16 @@ from .. import settings
 from ..data.dataset import read_task_file
 from ..data.repocache import _locked
 from ..errors import UserError
-from . import ExecResult, SandboxError, images, trim_output
+from . import BoundedOutput, ExecResult, SandboxError, images
+from .confine import Limits
 
 log = logging.getLogger(__name__)
 LABEL = "cooperbench"
 OWNER = "cooperbench.owner"
 GIT_NETWORK = "cooperbench-git-net"
 GIT_BASE = "/srv/git"
+# capabilities no task needs and an escape would (raw sockets, device nodes, chroot, file capabilities)
+DROPPED_CAPS = ["NET_RAW", "MKNOD", "SYS_CHROOT", "SETFCAP", "AUDIT_WRITE"]
 _made: dict[tuple, str] = {}  # (engine, task key, base image) -> sanitized image, in this process
 _pull_failed: set[str] = set()
 _live: dict[str, DockerSandbox] = {}
@@ -98,7 +105,8 @@ class DockerSandbox:
     repo_dir = images.REPO_DIR
     files_dir = images.FILES_DIR
 
-    def __init__(self, client, container):
+    def __init__(self, client, container, limits: Limits | None = None):
+        self.limits = limits or Limits()
         self.client = client
         self.container = container
         self.id = container.id
@@ -108,17 +116,19 @@ class DockerSandbox:
             _live[self.id] = self
 
     def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult:
-        # Confined or not, commands run alike: the container itself is the confinement.
+        # The container itself is the confinement; confined commands get the per-process limits too.
         docker = _docker()
         limit = max(1, math.ceil(timeout))
-        argv = images.exec_argv(command, timeout)
+        argv = images.exec_argv(command, timeout, self.limits.prlimit() if confined else [])
         api = docker.APIClient(
             version=self.client.api.api_version, timeout=limit + 120, **docker.utils.kwargs_from_env()
         )
         start = time.monotonic()
         try:
             exec_id = api.exec_create(self.id, argv, workdir=cwd or self.repo_dir)["Id"]
-            out = api.exec_start(exec_id) or b""
+            out = BoundedOutput()  # never more than MAX_OUTPUT in memory, whatever the command prints
+            for chunk in api.exec_start(exec_id, stream=True):
+                out.add(chunk)
             code = api.exec_inspect(exec_id)["ExitCode"]
         except docker.errors.NotFound:
             raise SandboxError(f"sandbox container {self.name} is gone (lifetime over or removed)") from None
@@ -128,9 +138,7 @@ class DockerSandbox:
             api.close()
         duration = time.monotonic() - start
         timed_out = code == 137 and duration >= timeout * 0.95
-        return ExecResult(
-            -9 if timed_out else int(code if code is not None else -1), trim_output(out), duration, timed_out
-        )
+        return ExecResult(-9 if timed_out else int(code if code is not None else -1), out.text(), duration, timed_out)
 
     def write_file(self, path: str, data: bytes) -> None:
         path = os.path.normpath(path)
@@ -197,6 +205,7 @@ class DockerBackend:
         cpus = settings.get("docker_cpus")
         self.nano_cpus = int(cpus * 1e9) if cpus else None
         self.memory = settings.get("docker_memory")
+        self.limits = Limits.from_settings()
         self.lifetime = images.lifetime()
 
     @property
@@ -419,11 +428,15 @@ class DockerBackend:
                 server, address = self.git_server(root, image)
                 network = {"network": GIT_NETWORK, "extra_hosts": {server: address}}
                 url = f"git://{server}/{remote.relative_to(root)}"
-            extra = {}
+            extra = (
+                {"mem_limit": self.memory or f"{self.limits.memory_mb}m"}
+                if self.memory or self.limits.memory_mb
+                else {}
+            )
             if self.nano_cpus:
                 extra["nano_cpus"] = self.nano_cpus
-            if self.memory:
-                extra["mem_limit"] = self.memory
+            if self.limits.processes:
+                extra["pids_limit"] = self.limits.processes
             all_labels = {
                 LABEL: "1",
                 OWNER: owner(),
@@ -440,6 +453,8 @@ class DockerBackend:
                 working_dir=images.REPO_DIR,
                 hostname="sandbox",
                 stop_signal="SIGKILL",
+                security_opt=["no-new-privileges"],
+                cap_drop=DROPPED_CAPS,
                 **network,
                 **extra,
             )
@@ -447,7 +462,7 @@ class DockerBackend:
             raise
         except docker.errors.DockerException as exc:
             raise SandboxError(f"cannot start a container for {task.key}: {exc}") from exc
-        sandbox = DockerSandbox(self.client, container)
+        sandbox = DockerSandbox(self.client, container, self.limits)
         try:
             setup = f"mkdir -p {shlex.quote(images.FILES_DIR)}"
             if url:

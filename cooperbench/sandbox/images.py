@@ -128,11 +128,12 @@ echo "$base" > .git/cooperbench-ready
 """
 
 
-def exec_argv(command: str, timeout: float) -> list[str]:
+def exec_argv(command: str, timeout: float, prefix: list[str] = ()) -> list[str]:
     """The argv a sandbox command runs as: bash under coreutils' timeout (SIGKILL to its process
-    group at the limit; exit 137), stderr into stdout so that the output keeps its order."""
+    group at the limit; exit 137), stderr into stdout so that the output keeps its order;
+    `prefix` (a `prlimit ... --`) goes between the two."""
     limit = max(1, math.ceil(timeout))
-    return ["timeout", "-s", "KILL", str(limit), "bash", "-c", f"exec 2>&1\n{command}"]
+    return ["timeout", "-s", "KILL", str(limit), *prefix, "bash", "-c", f"exec 2>&1\n{command}"]
 
 
 def team_remote_command(url: str, repo_dir: str = REPO_DIR) -> str:

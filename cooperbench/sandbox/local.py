@@ -34,7 +34,7 @@ from .. import settings
 from ..data.repocache import IDENTITY, RepoCache, git
 from ..errors import UserError
 from ..team.remote import REMOTE_NAME
-from . import MAX_OUTPUT, Environment, ExecResult, SandboxError, trim_output
+from . import BoundedOutput, Environment, ExecResult, SandboxError
 from .confine import Limits, Mounts, bwrap_argv, check_bwrap, sandbox_uid
 
 log = logging.getLogger(__name__)
@@ -75,22 +75,10 @@ def _command_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _read_bounded(stream, sink: list[bytes]) -> None:
-    """Read a command's output to its end, keeping at most MAX_OUTPUT bytes (its start and its end)."""
-    half = MAX_OUTPUT // 2
-    head = bytearray()
-    tail = bytearray()
-    dropped = False
+def _read_bounded(stream, sink: BoundedOutput) -> None:
+    """Read a command's output to its end, keeping a bounded part of it."""
     while chunk := stream.read1(65536):
-        if len(head) < half:
-            take = half - len(head)
-            head += chunk[:take]
-            chunk = chunk[take:]
-        tail += chunk
-        if len(tail) > half:
-            del tail[: len(tail) - half]
-            dropped = True
-    sink.append(bytes(head) + (b"\n... [output truncated] ...\n" if dropped else b"") + bytes(tail))
+        sink.add(chunk)
 
 
 def _limit_hit(code: int, output: str, limits: Limits) -> str | None:
@@ -234,7 +222,7 @@ class LocalSandbox:
         except OSError as exc:  # its folder is gone (closed, cleaned away) or the machine is out of processes
             raise SandboxError(f"cannot run a command in the sandbox {self.root}: {exc}") from exc
         self._running.add(proc)
-        sink: list[bytes] = []
+        sink = BoundedOutput()
         reader = threading.Thread(target=_read_bounded, args=(proc.stdout, sink), daemon=True)
         reader.start()
         try:
@@ -251,7 +239,7 @@ class LocalSandbox:
         if self.closed:
             raise SandboxError("the sandbox was closed while the command ran")
         code = proc.returncode if not timed_out else -signal.SIGKILL
-        output = trim_output(sink[0] if sink else b"")
+        output = sink.text()
         limit = _limit_hit(code, output, self.limits) if confined else None
         if confined and self.limits.disk_mb:
             used = _disk_use(self._own_dirs)

@@ -162,6 +162,9 @@ def test_labels_limits_and_entrypoint(sandbox, engine):
     assert cfg["Entrypoint"] in (["sleep"], "sleep") and cfg["Cmd"] == ["1800"]
     assert hc["NanoCpus"] == 1_000_000_000 and hc["Memory"] == 1024**3
     assert hc["NetworkMode"] == "none"
+    assert hc["PidsLimit"] == 512 and "no-new-privileges" in " ".join(hc["SecurityOpt"] or [])
+    limits = sandbox.exec("prlimit --cpu --fsize --data --noheadings --raw -o SOFT", timeout=30).output.split()
+    assert sorted(limits) == sorted(["3600", str(4096 * 1024**2), str(1024**3)])
     assert c.image.tags and c.image.tags[0].split("/")[-1].startswith("cooperbench-sandbox-memkv_task-task2:")
 
 
@@ -182,6 +185,9 @@ def test_image_names_and_test_command_are_shared(task):
 def test_team_remote_between_two_containers(backend, task, engine):
     remote = teamremote.ensure(
         "t-docker-git", "memkv_task/task2/f1-f2", RepoCache().base(task.repo_url, task.base_commit)
+    )
+    theirs = teamremote.ensure(
+        "t-docker-git", "memkv_task/task2/f1-f3", RepoCache().base(task.repo_url, task.base_commit)
     )
     labels = {"experiment": "t-docker-git", "pair": "memkv_task/task2/f1-f2"}
     a = backend.create(task, labels={**labels, "agent": "agent1"}, team_remote=str(remote))
@@ -220,6 +226,19 @@ EOF"""
         server.close()
         assert "REACHED" not in out and out.count("blocked") == 4, out
         assert _exec(a, "git remote").split() == ["team"]
+        # another pair's agent on the same git server: the remote's name without its token leads nowhere
+        other = backend.create(
+            task, labels={**labels, "pair": "memkv_task/task2/f1-f3", "agent": "agent1"}, team_remote=str(theirs)
+        )
+        try:
+            url = _exec(a, "git remote get-url team").strip()
+            assert url.endswith(remote.name) and len(remote.name) > len("f1-f2.git") + 30
+            guess = url.rsplit("/", 1)[0] + "/f1-f2.git"
+            for attempt in (f"git ls-remote {guess}", f"git push -q {guess} HEAD:stolen"):
+                assert "BREACH" not in other.exec(f"{attempt} && echo BREACH", timeout=60).output
+            assert "BREACH" in other.exec(f"git ls-remote {url} >/dev/null && echo BREACH", timeout=60).output
+        finally:
+            other.close()
     finally:
         a.close()
         b.close()

@@ -85,8 +85,12 @@ def test_commands_run_as_nobody_on_the_host_with_no_capability(two):
     out = mine.exec("id -u; id -G; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status", timeout=30).output
     uid, groups, *caps = out.split("\n")
     assert int(uid) >= 1_000_000 and groups.split() == [uid]
-    assert sorted(caps[:4]) == ["CapBnd:\t0000000000000000", "CapEff:\t0000000000000000",
-                                "CapPrm:\t0000000000000000", "NoNewPrivs:\t1"]
+    assert sorted(caps[:4]) == [
+        "CapBnd:\t0000000000000000",
+        "CapEff:\t0000000000000000",
+        "CapPrm:\t0000000000000000",
+        "NoNewPrivs:\t1",
+    ]
 
 
 def test_a_key_in_the_worker_never_reaches_a_command(two):

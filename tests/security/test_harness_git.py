@@ -62,7 +62,9 @@ def test_capture_runs_nothing_an_agent_planted_and_follows_no_link_out(world):
 def _attacking_patch(task, feature: int, world) -> str:
     """The gold patch of `feature` plus code that runs when the tests import the package: it
     plants hooks and filters for the harness and tries to reach what an agent must not."""
-    work = RepoCache(world.outside.parent / "patch-cache").checkout(task.repo_url, task.base_commit, world.outside / "w")
+    work = RepoCache(world.outside.parent / "patch-cache").checkout(
+        task.repo_url, task.base_commit, world.outside / "w"
+    )
     git("apply", "-", cwd=work, input=task.feature(feature).gold_patch)
     package = work / "minicalc"
     attack = textwrap.dedent(

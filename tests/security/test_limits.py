@@ -39,7 +39,11 @@ def test_a_fork_bomb_ends_with_its_command(tight):
     """The bomb runs into the process limit, and its processes die with its command (their own namespace)."""
     result = tight.exec(":(){ :|:& };:; sleep 2", timeout=10)
     assert result.limit == "processes", result.output[-300:]
-    assert tight.exec("echo still here; ps -e --no-headers | wc -l", timeout=30).output.split() == ["still", "here", "4"]
+    assert tight.exec("echo still here; ps -e --no-headers | wc -l", timeout=30).output.split() == [
+        "still",
+        "here",
+        "4",
+    ]
 
 
 def test_output_is_read_bounded(tight):
