@@ -117,9 +117,9 @@ def run_agent(
                 task, labels={"experiment": spec.name, "pair": pair.key, "agent": agent_id}, **extra
             )
         )
+        capture.prepare(sandbox)  # the harness's git, before any confined command touches the copy
         if setup is not None:  # the project and its test tools, installed as in the published images
             sandbox.exec(f"REPO={shlex.quote(sandbox.repo_dir)}; {setup}", timeout=600)
-        capture.prepare(sandbox)
         mailbox = channel.for_agent(agent_id) if channel and spec.messaging else None
         ctx = AgentContext(
             spec.name,

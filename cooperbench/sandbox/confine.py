@@ -3,8 +3,8 @@
 A confined command sees a minimal file system built from nothing: the system folders
 (`/usr`, `/etc`, `/opt`, and `/bin`, `/lib*`, `/sbin` as the host has them) read-only, the
 Python installations the harness runs on read-only (so the task's virtual environments
-work), the sandbox's own folder (working copy, home, /tmp, its copy of the task
-environment) writable, and its harness folder read-only. Nothing else exists in it: not
+work), the sandbox's own folder (working copy, home, /tmp and /var/tmp, its copy of the
+task environment) writable, a small /dev/shm, and its harness folder read-only. Nothing else exists in it: not
 `/run` or `/var` (no socket of the database, the broker or a container engine), not the
 worker's home or working directory (its `.env`), not the dataset, the repository cache,
 the logs or any other sandbox. It has no network (`--unshare-net`: loopback is its own),
@@ -34,6 +34,7 @@ from ..errors import UserError
 UID_BASE = 1_500_000_000  # sandbox users: far above any account or subordinate-id range
 UID_SPAN = 1 << 24
 SYSTEM_DIRS = ("/usr", "/etc", "/opt")
+SHM_BYTES = 256 * 1024 * 1024  # /dev/shm (memory: small, fixed)
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
@@ -124,8 +125,9 @@ def bwrap_argv(mounts: Mounts, uid: int, limits: Limits, cwd: str, command: str)
             argv += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             argv += ["--ro-bind", link, link]
-    argv += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/var/tmp"]
-    argv += ["--bind", str(mounts.tmp), "/tmp"]
+    argv += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
+    argv += ["--perms", "0755", "--dir", "/var"]
+    argv += ["--bind", str(mounts.tmp), "/tmp", "--bind", str(mounts.tmp), "/var/tmp"]  # on disk, counted
     made: set[Path] = {Path("/tmp"), Path("/var"), Path("/var/tmp")}
     for path in exposed_paths():
         argv += [*_dirs_for(path, made), "--ro-bind", str(path), str(path)]

@@ -83,14 +83,14 @@ def _read_bounded(stream, sink: BoundedOutput) -> None:
 
 def _limit_hit(code: int, output: str, limits: Limits) -> str | None:
     """Which limit ended a failed command, when its exit tells (a signal) or its output does."""
+    if limits.processes and "fork: " in output and "Resource temporarily unavailable" in output:
+        return "processes"  # even when the command went on after its forks failed
     if code == 0:
         return None
     if limits.cpu_seconds and code in (128 + signal.SIGXCPU, -signal.SIGXCPU):
         return "cpu"
     if limits.file_mb and (code in (128 + signal.SIGXFSZ, -signal.SIGXFSZ) or "File too large" in output):
         return "file"
-    if limits.processes and "fork: " in output and "Resource temporarily unavailable" in output:
-        return "processes"
     if limits.memory_mb and ("MemoryError" in output or "Cannot allocate memory" in output):
         return "memory"
     return None

@@ -39,7 +39,7 @@ def attacks(world, other):
         "read a file in the worker's home": (f"cat {world.home_file} && echo BREACH", True),
         "read /etc/shadow": ("head -c1 /etc/shadow >/dev/null && echo BREACH", True),
         "read the worker's environment": (f"grep -a -q PATH= /proc/{os.getpid()}/environ && echo BREACH", True),
-        "see the worker's processes": ("grep -a -l 'py[t]est' /proc/*/cmdline >/dev/null 2>&1 && echo BREACH", True),
+        "see the worker's processes": ("grep -als 'py[t]est' /proc/[0-9]*/cmdline | grep -q . && echo BREACH", True),
         "write outside the copy": (f"touch {world.outside}/x && echo BREACH", True),
         "write the harness folder": ("touch $FILES/planted && echo BREACH", True),
         "write the system": ("touch /usr/planted && echo BREACH", False),
