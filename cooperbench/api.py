@@ -172,7 +172,7 @@ def run(
     url = settings.broker_url(broker)
 
     def go(app) -> list[dict]:
-        pending = workflow.submit(app, spec, pairs, database, force=force, mailbox_url=app.conf.broker_url)
+        pending = workflow.submit(app, spec, pairs, database, force=force, mailbox_url=app.conf.broker_url, say=say)
         done = [len(pairs) - len(pending)]
         if progress:
             progress(done[0], len(pairs))

@@ -113,6 +113,14 @@ TABLE: tuple[Setting, ...] = (
     ),
     Setting("restore_interval", int, 10, "Seconds between a worker's looks for tasks of dead workers.", "farm"),
     Setting("restore_throttle", int, 10, "Seconds between two restores of unacknowledged tasks.", "farm"),
+    Setting(
+        "lease_ttl",
+        float,
+        60.0,
+        "Seconds a worker's lease lives unrenewed; the tasks of a worker silent longer go back to the queue.",
+        "farm",
+    ),
+    Setting("reap_interval", float, 10.0, "Seconds between a worker's looks for the expired leases of others.", "farm"),
     Setting("concurrency", int, None, "Processes per `celery -A cooperbench worker` (default: Celery's).", "farm"),
     Setting(
         "db_pool_size",

@@ -30,17 +30,18 @@ def test_plan_deletes_keys_by_name_and_a_finished_experiment_is_left_alone(datas
             client.sadd(keys.started, "agent1")
         client.config_resetstat()
 
-        todo = workflow.plan(spec, pairs, database, False, url)
+        todo = workflow.plan(spec, pairs, database, False, url).todo
         assert todo == pairs
         calls = _commands(client)
         assert "scan" not in calls and "keys" not in calls, calls
-        assert client.dbsize() == 2000  # every pair key gone, every unrelated key kept
+        # every pair key gone, every unrelated key kept, and each pair claimed by its submission marker
+        assert client.dbsize() == 2000 + len(pairs)
         status = db.column_map(database, db.PairRun, "status", experiment=spec.name)
         assert len(status) == len(pairs) and set(status.values()) == {PairStatus.QUEUED}
 
         with db.engine(database).begin() as conn:  # the workers did every pair
             conn.execute(update(db.PairRun).where(db.PairRun.experiment == spec.name).values(status=PairStatus.DONE))
         client.config_resetstat()
-        assert workflow.plan(spec, pairs, database, False, url) == []
+        assert workflow.plan(spec, pairs, database, False, url).todo == []
         assert _commands(client) == {"config|resetstat": 1}  # not one command reached the broker
         assert set(db.column_map(database, db.PairRun, "status", experiment=spec.name).values()) == {PairStatus.DONE}
