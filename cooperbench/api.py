@@ -61,6 +61,14 @@ def make_spec(
         if value is not None and value <= 0:
             raise UserError(f"{option} must be more than 0 seconds (got {value:g})")
     model = model or default_model(agent)
+    if max_cost is not None and model is not None and default_model(agent) is not None:
+        from .agents.llm_client import price_known
+
+        if not price_known(model):
+            raise UserError(
+                f"--max-cost needs the model's price, and litellm does not know the price of {model!r}: "
+                "a cost cap could not be kept (drop --max-cost, or use a model litellm prices)"
+            )
     if backend not in sandbox_backends(backend):
         raise UserError(f"unknown sandbox backend {backend!r} (known: {', '.join(sorted(sandbox_backends()))})")
     if agent_config is not None and not Path(agent_config).is_file():

@@ -127,6 +127,13 @@ def get_agent(name: str) -> Agent:
     return agent_class(name)()
 
 
+def cost_limit(name: str, config: Any = None) -> float:
+    """What one run of the agent may cost at most, in USD, given its config (0 for agents without a
+    cost limit, like those that call no model): what `--max-cost` reserves before the agent starts."""
+    limit = getattr(agent_class(name), "cost_limit", None)
+    return float(limit(config)) if callable(limit) else 0.0
+
+
 def default_model(name: str) -> str | None:
     """The model an agent uses when none is given (None for agents without one)."""
     return getattr(agent_class(name), "default_model", None)

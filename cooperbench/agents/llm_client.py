@@ -146,6 +146,15 @@ class LLM:
         return f"unexpected error from model {self.model}: {detail}"
 
 
+def price_known(model: str) -> bool:
+    """Whether litellm knows what the model's tokens cost (without which a cost cap cannot be kept)."""
+    try:
+        info = _litellm().get_model_info(model)
+    except Exception:  # noqa: BLE001 - litellm raises when the model is not in its price data
+        return False
+    return bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
+
+
 def _transient(exc: Exception) -> bool:
     status = getattr(exc, "status_code", None)
     return isinstance(exc, _transient_kinds()) or (isinstance(status, int) and status >= 500)

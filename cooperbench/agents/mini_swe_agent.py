@@ -52,6 +52,14 @@ class MiniSweAgent:
     name = "mini_swe_agent"
     default_model = DEFAULT_MODEL
 
+    @staticmethod
+    def cost_limit(config) -> float:
+        """The run's cost limit (`cost_limit`, USD); 0 for a config it cannot read (it then fails at once)."""
+        try:
+            return load_config(config).cost_limit
+        except ValueError:
+            return 0.0
+
     def run(self, ctx: AgentContext) -> AgentResult:
         run = _Run(ctx)
         try:

@@ -18,6 +18,11 @@ def pair_prefix(experiment: str, pair: str) -> str:
     return f"cooperbench:{experiment}:{pair}"
 
 
+def budget_key(experiment: str) -> str:
+    """The experiment's cost budget (pair/budget.py): spending, reservations."""
+    return f"cooperbench:{experiment}:budget"
+
+
 @dataclass(frozen=True)
 class PairKeys:
     """The names of one pair's keys (shared ones as attributes, per-agent ones as methods)."""
