@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import settings
 from .agents import DEFAULT_AGENT, check_agent, default_model
+from .agents import preflight as check_model
 from .data.dataset import Dataset, Pair
 from .errors import UserError
 from .experiment import ExperimentSpec
@@ -143,6 +144,7 @@ def run(
     concurrency=None,
     timeout=None,
     wait=True,
+    preflight=True,
     progress: Callable[[int, int], None] | None = None,
     say: Callable[[str], None] | None = None,
 ) -> list[dict]:
@@ -152,7 +154,8 @@ def run(
     farm: a private Redis and an in-process worker, on this machine, whose task environments
     are prepared first (`say` tells which). With a broker, it submits to the farm's workers
     (each prepares what it lacks on first use) and (if `wait`) follows progress. Pairs already
-    done are not run again unless `force`.
+    done are not run again unless `force`. With `preflight`, an LLM agent's model and key are checked
+    first with one minimal call (`agents.preflight`): a bad key or an unknown model is a `UserError`.
     """
     from .farm import submit as workflow
     from .farm.app import create_app
@@ -175,6 +178,8 @@ def run(
         time_limit=time_limit,
         agent_time_limit=agent_time_limit,
     )
+    if preflight and (warning := check_model(agent, spec.model, spec.agent_config)) and say:
+        say(warning)  # a configuration error (bad key, unknown model) raised above: nothing started
     database = settings.db_url(db_url)
     db.engine(database)
     url = settings.broker_url(broker)

@@ -112,6 +112,12 @@ def experiment_options(f):
             click.option("--messaging/--no-messaging", default=True, help="Let teammates message each other."),
             click.option("--agent-config", type=click.Path(), default=None, help="Agent configuration file."),
             click.option(
+                "--preflight/--no-preflight",
+                default=True,
+                show_default=True,
+                help="Check the model and its key with one minimal call before anything starts.",
+            ),
+            click.option(
                 "--force",
                 is_flag=True,
                 help="Redo pairs that are already done, cancelling the queued or running agents of pairs in flight.",

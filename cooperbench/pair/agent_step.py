@@ -15,7 +15,15 @@ import traceback
 
 import redis
 
-from ..agents import AgentContext, AgentInfraError, AgentResult, cost_limit, get_agent, partial_result
+from ..agents import (
+    AgentContext,
+    AgentInfraError,
+    AgentResult,
+    ModelConfigError,
+    cost_limit,
+    get_agent,
+    partial_result,
+)
 from ..data.dataset import Dataset, Pair
 from ..data.repocache import RepoCache
 from ..environments.prepared import EnvironmentUnavailable, for_agent
@@ -173,7 +181,8 @@ def run_agent(
         }
         # worth another try, unless the team never got together (a pool too small stays too small) or
         # the task's environment cannot be had on this machine (recorded as such: a retry changes nothing)
-        retryable = not isinstance(exc, (team_start.TeamDidNotStart, EnvironmentUnavailable))
+        # (nor does a model that refuses the key or does not exist: the configuration must change first)
+        retryable = not isinstance(exc, (team_start.TeamDidNotStart, EnvironmentUnavailable, ModelConfigError))
     finally:
         if watch is not None:
             watch.stop(finished=ended)
