@@ -9,8 +9,8 @@ tasks it runs and the ones it holds back); the hash `cooperbench:leases` registe
 worker with the time of its last renewal. Every worker also **reaps**, every
 `reap_interval` seconds (10): a registered worker whose lease has expired is dead
 (SIGKILL, a lost machine); one reaper claims it (HDEL: exactly one wins), puts each of its
-tasks still unacknowledged, and handed out before its lease expired, back at the head of
-its queue with kombu's own `restore_by_tag` (a transaction on the unacknowledged hash: a
+tasks still unacknowledged, handed out while it was alive and held by no live worker, back
+at the head of its queue with kombu's own `restore_by_tag` (a transaction on the unacknowledged hash: a
 task is put back once, and one acknowledged meanwhile is left alone), and forgets it.
 
 The task put back is the broker's own message (same id, same chord), moved out of the
@@ -87,7 +87,7 @@ class Keeper:
             log.warning("cannot drop the lease of %s: %s", self.worker, exc)
 
     def _loop(self) -> None:
-        while not self._stop.wait(min(self.interval, self.ttl / 3)):
+        while not self._stop.wait(self.period):
             try:
                 self.renew()
                 self.forget_acknowledged()
@@ -112,29 +112,36 @@ class Keeper:
         if gone:
             self.redis.srem(tags_key(self.worker), *gone)
 
+    @property
+    def period(self) -> float:
+        """Seconds between two rounds (renewal, then reaping)."""
+        return min(self.interval, self.ttl / 3)
+
     def reap(self) -> list[str]:
         """Put back the unacknowledged tasks of every worker whose lease expired; returns their tags.
 
-        A task is the dead worker's if the broker handed it out before the lease expired; one handed
-        out later was already put back (by the broker's visibility timeout) and taken by another worker."""
+        A task is the dead worker's only if the broker handed it out before that worker's last renewal
+        plus two rounds (a live worker renews every round), and no live worker holds it: one handed out
+        later was put back by the broker's visibility timeout and taken by another worker."""
         restored = []
         index = self._unacked_key("unacked_index_key", "unacked_index")
-        for raw, renewed in self.redis.hgetall(REGISTRY).items():
-            worker = raw.decode()
-            if worker == self.worker or self.redis.exists(lease_key(worker)):
-                continue
-            if not self.redis.hdel(REGISTRY, worker):
-                continue  # another worker's reaper claimed it
-            expired = float(renewed) + self.ttl
+        registry = {raw.decode(): float(renewed) for raw, renewed in self.redis.hgetall(REGISTRY).items()}
+        live = [w for w in registry if w == self.worker or self.redis.exists(lease_key(w))]
+        for worker, renewed in registry.items():
+            if worker in live or not self.redis.hdel(REGISTRY, worker):
+                continue  # alive, or another worker's reaper claimed it
             tags = [t.decode() for t in self.redis.smembers(tags_key(worker))]
             if tags:
                 with self.app.connection_for_write() as conn:
                     qos = conn.default_channel.qos
                     for tag in tags:
                         handed_out = self.redis.zscore(index, tag)
-                        if handed_out is not None and handed_out < expired:
-                            qos.restore_by_tag(tag)
-                            restored.append(tag)
+                        if handed_out is None or handed_out > renewed + 2 * self.period:
+                            continue
+                        if any(self.redis.sismember(tags_key(w), tag) for w in live):
+                            continue
+                        qos.restore_by_tag(tag)
+                        restored.append(tag)
             self.redis.delete(tags_key(worker))
             log.warning("worker %s is gone (lease expired): %d task(s) put back in the queue", worker, len(restored))
         return restored
