@@ -178,11 +178,13 @@ def run(
         time_limit=time_limit,
         agent_time_limit=agent_time_limit,
     )
-    if preflight and (warning := check_model(agent, spec.model, spec.agent_config)) and say:
-        say(warning)  # a configuration error (bad key, unknown model) raised above: nothing started
     database = settings.db_url(db_url)
     db.engine(database)
     url = settings.broker_url(broker)
+    if url is not None:
+        check_broker(url)
+    if preflight and (warning := check_model(agent, spec.model, spec.agent_config)) and say:
+        say(warning)  # a configuration error (bad key, unknown model) raised above: nothing started
 
     def go(app) -> list[dict]:
         pending = workflow.submit(app, spec, pairs, database, force=force, mailbox_url=app.conf.broker_url, say=say)
@@ -203,7 +205,6 @@ def run(
             workflow.release(app)
 
     if url is not None:
-        check_broker(url)
         app = create_app(url)
         try:
             return go(app)

@@ -38,7 +38,8 @@ def test_a_bad_key_is_refused_before_anything_starts(tmp_path):
     assert "\n" not in line and "Traceback" not in line
     assert line.startswith("Error: preflight: authentication failed for model openai/solo"), line
     assert BAD not in line and "[REDACTED]" in line
-    assert fake.requests == [] and not (tmp_path / "r.db").exists()  # no agent, no row
+    assert fake.requests == []  # no agent started
+    assert db.query(f"sqlite:///{tmp_path / 'r.db'}", db.Experiment) == []  # nothing registered
 
 
 def test_an_unknown_model_is_refused_before_anything_starts(tmp_path):
