@@ -2,7 +2,8 @@
 
 Each coop pair is `chord([agent task per feature], evaluate task)`; a solo pair is a chord
 of one agent task. Pairs already done are left alone (unless forced), so running the same
-experiment again resumes it.
+experiment again resumes it; pairs still queued or running (their marker, `inflight.py`) are
+waited for, never sent twice (`--force` cancels them).
 """
 
 from __future__ import annotations

@@ -103,6 +103,7 @@ def run_agent(
             log.warning(
                 "cannot reserve the cost of %s %s (%s): checking the cap without reservations", pair.key, agent_id, exc
             )
+            budget.close()
             budget, why = None, budget_spent(spec, database)
     if why is not None:
         if together:
@@ -192,6 +193,8 @@ def run_agent(
         row.usage = {**row.usage, "teammates_lost": sorted(watch.lost)}
     row.finished_at, row.duration = db.now(), time.monotonic() - t0
     if ABANDONED.is_set():
+        if budget is not None:
+            budget.close()
         return _summary(row)
     write_text(paths.patch(agent_id), row.patch)
     row.trajectory_path = write_json(
