@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import settings
 from .agents import DEFAULT_AGENT, check_agent, default_model
+from .agents import preflight as check_model
 from .data.dataset import Dataset, Pair
 from .errors import UserError
 from .experiment import ExperimentSpec
@@ -61,6 +62,14 @@ def make_spec(
         if value is not None and value <= 0:
             raise UserError(f"{option} must be more than 0 seconds (got {value:g})")
     model = model or default_model(agent)
+    if max_cost is not None and model is not None and default_model(agent) is not None:
+        from .agents.llm_client import price_known
+
+        if not price_known(model):
+            raise UserError(
+                f"--max-cost needs the model's price, and litellm does not know the price of {model!r}: "
+                "a cost cap could not be kept (drop --max-cost, or use a model litellm prices)"
+            )
     if backend not in sandbox_backends(backend):
         raise UserError(f"unknown sandbox backend {backend!r} (known: {', '.join(sorted(sandbox_backends()))})")
     if agent_config is not None and not Path(agent_config).is_file():
@@ -135,6 +144,7 @@ def run(
     concurrency=None,
     timeout=None,
     wait=True,
+    preflight=True,
     progress: Callable[[int, int], None] | None = None,
     say: Callable[[str], None] | None = None,
 ) -> list[dict]:
@@ -144,7 +154,8 @@ def run(
     farm: a private Redis and an in-process worker, on this machine, whose task environments
     are prepared first (`say` tells which). With a broker, it submits to the farm's workers
     (each prepares what it lacks on first use) and (if `wait`) follows progress. Pairs already
-    done are not run again unless `force`.
+    done are not run again unless `force`. With `preflight`, an LLM agent's model and key are checked
+    first with one minimal call (`agents.preflight`): a bad key or an unknown model is a `UserError`.
     """
     from .farm import submit as workflow
     from .farm.app import create_app
@@ -170,9 +181,13 @@ def run(
     database = settings.db_url(db_url)
     db.engine(database)
     url = settings.broker_url(broker)
+    if url is not None:
+        check_broker(url)
+    if preflight and (warning := check_model(agent, spec.model, spec.agent_config)) and say:
+        say(warning)  # a configuration error (bad key, unknown model) raised above: nothing started
 
     def go(app) -> list[dict]:
-        pending = workflow.submit(app, spec, pairs, database, force=force, mailbox_url=app.conf.broker_url)
+        pending = workflow.submit(app, spec, pairs, database, force=force, mailbox_url=app.conf.broker_url, say=say)
         done = [len(pairs) - len(pending)]
         if progress:
             progress(done[0], len(pairs))
@@ -190,7 +205,6 @@ def run(
             workflow.release(app)
 
     if url is not None:
-        check_broker(url)
         app = create_app(url)
         try:
             return go(app)

@@ -111,7 +111,17 @@ def experiment_options(f):
             click.option("--git/--no-git", default=False, help="Give each pair a shared git remote."),
             click.option("--messaging/--no-messaging", default=True, help="Let teammates message each other."),
             click.option("--agent-config", type=click.Path(), default=None, help="Agent configuration file."),
-            click.option("--force", is_flag=True, help="Redo pairs that are already done."),
+            click.option(
+                "--preflight/--no-preflight",
+                default=True,
+                show_default=True,
+                help="Check the model and its key with one minimal call before anything starts.",
+            ),
+            click.option(
+                "--force",
+                is_flag=True,
+                help="Redo pairs that are already done, cancelling the queued or running agents of pairs in flight.",
+            ),
             click.option("--broker", default=None, help=f"Broker URL (env {env_name('broker_url')})."),
             click.option("--db", "db_url", default=None, help=f"Results database URL (env {env_name('db_url')})."),
             click.option("--logs", default=None, help=f"Artifacts folder (env {env_name('logs')}, default ./logs)."),
@@ -267,7 +277,12 @@ def submit(name, wait, as_json, **options):
         )
     with Progress(name, options.get("db_url")) as progress:
         recs = api.run(
-            name, features=_features(options.pop("features")), wait=wait, progress=progress if wait else None, **options
+            name,
+            features=_features(options.pop("features")),
+            wait=wait,
+            progress=progress if wait else None,
+            say=lambda message: click.echo(message, err=True),
+            **options,
         )
     if wait:
         _print_records(recs, as_json)

@@ -117,6 +117,14 @@ TABLE: tuple[Setting, ...] = (
     ),
     Setting("restore_interval", int, 10, "Seconds between a worker's looks for tasks of dead workers.", "farm"),
     Setting("restore_throttle", int, 10, "Seconds between two restores of unacknowledged tasks.", "farm"),
+    Setting(
+        "lease_ttl",
+        float,
+        60.0,
+        "Seconds a worker's lease lives unrenewed; the tasks of a worker silent longer go back to the queue.",
+        "farm",
+    ),
+    Setting("reap_interval", float, 10.0, "Seconds between a worker's looks for the expired leases of others.", "farm"),
     Setting("concurrency", int, None, "Processes per `celery -A cooperbench worker` (default: Celery's).", "farm"),
     Setting(
         "db_pool_size",
@@ -295,25 +303,22 @@ def env_name(key: str) -> str:
 
 
 def load_dotenv(path: str | os.PathLike | None = None) -> list[str]:
-    """Read `KEY=VALUE` lines (API keys) from a `.env` file into the environment; returns the names set.
+    """Read the variables (API keys) of a `.env` file into the environment; returns the names set.
 
-    Variables already in the environment win. Lines may start with `export`; values may
-    be quoted; `#` starts a comment line. The values are never logged or stored.
+    Parsed by python-dotenv (`export`, quotes, escapes, `#` comments, also after a value:
+    `KEY=abc # note` is `abc`). Variables already in the environment win. The values are
+    never logged or stored.
     """
+    from dotenv import dotenv_values
+
     file = Path(get("dotenv") if path is None or source("dotenv") != "default" else path)
     if not file.is_file():
         return []
     added = []
-    for line in file.read_text(errors="replace").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
+    for key, value in dotenv_values(file).items():
+        if value is None or not key.isidentifier() or key in os.environ:
             continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        key, value = key.strip(), value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        if key.isidentifier() and key not in os.environ:
-            os.environ[key] = value
-            added.append(key)
-            _from_dotenv.add(key)
+        os.environ[key] = value
+        added.append(key)
+        _from_dotenv.add(key)
     return added

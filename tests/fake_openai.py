@@ -6,6 +6,10 @@ the assistant's content, `Answer` sets the reported token usage too, `Fail` is a
 error with an OpenAI error body, `Hold` delays an answer until a condition holds. A request
 picks its script by its model name (an agent run with model `openai/<name>`) or, when two
 agents share one model, by the phrase `You are <name>` in its system message. Every request is recorded in `requests`.
+
+A `run`'s preflight call (the harness's fixed connectivity prompt) is answered `OK` without
+taking a scripted answer, and recorded in `preflights`, not `requests`; like every request it gets
+401 when `keys` is given and its bearer key is not one of them, and 404 for a model in `missing`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cooperbench.agents.llm_client import PREFLIGHT_PROMPT
 
 ERROR_KINDS = {
     400: ("invalid_request_error", None),
@@ -50,9 +56,11 @@ class Fail:
 
 
 class FakeOpenAI:
-    def __init__(self, scripts: dict[str, list]):
+    def __init__(self, scripts: dict[str, list], *, keys: tuple[str, ...] | None = None, missing: tuple[str, ...] = ()):
         self.scripts = {name: list(entries) for name, entries in scripts.items()}
+        self.keys, self.missing = keys, set(missing)
         self.requests: list[dict] = []
+        self.preflights: list[dict] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -80,9 +88,11 @@ class FakeOpenAI:
         return next((name for name in self.scripts if f"You are {name}" in system), None)
 
     def next_entry(self, body: dict, headers: dict) -> Answer | Fail:
+        texts = [m.get("content") for m in body.get("messages", [])]
         with self._lock:
             script = self._route(body)
-            self.requests.append(
+            preflight = texts == [PREFLIGHT_PROMPT]
+            (self.preflights if preflight else self.requests).append(
                 {
                     "script": script,
                     "model": body.get("model"),
@@ -91,6 +101,13 @@ class FakeOpenAI:
                     "time": time.time(),
                 }
             )
+            bearer = {k.lower(): v for k, v in headers.items()}.get("authorization", "").removeprefix("Bearer ")
+            if self.keys is not None and bearer not in self.keys:
+                return Fail(401, f"Incorrect API key provided: {bearer}.")
+            if body.get("model") in self.missing:
+                return Fail(404, f"The model `{body.get('model')}` does not exist or you do not have access to it.")
+            if preflight:
+                return Answer("OK", 10, 1)
             if script is None:
                 return Fail(404, f"The model `{body.get('model')}` does not exist or you do not have access to it.")
             if not self.scripts[script]:

@@ -60,6 +60,22 @@ def test_dotenv_values_say_they_came_from_the_dotenv_file(monkeypatch, tmp_path)
         os.environ.pop("OTHER", None)
 
 
+def test_dotenv_inline_comments_are_not_part_of_the_value(monkeypatch, tmp_path):
+    (tmp_path / "keys.env").write_text(
+        "KEY_A=abc # note\nKEY_B='quoted # kept' # note\nKEY_C=\"x\"\nexport KEY_D=d#not-a-comment\n"
+    )
+    monkeypatch.setenv("COOPERBENCH_DOTENV", str(tmp_path / "keys.env"))
+    names = ["KEY_A", "KEY_B", "KEY_C", "KEY_D"]
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    try:
+        assert sorted(settings.load_dotenv()) == names
+        assert [os.environ[n] for n in names] == ["abc", "quoted # kept", "x", "d#not-a-comment"]
+    finally:
+        for name in names:
+            os.environ.pop(name, None)
+
+
 def test_config_prints_every_setting_with_its_source_and_hides_passwords(tmp_path):
     env = {
         "COOPERBENCH_BROKER_URL": "redis://:hunter2@127.0.0.1:6379/3",

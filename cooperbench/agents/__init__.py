@@ -52,6 +52,12 @@ class AgentInfraError(RuntimeError):
     the retries): the farm's, like a sandbox or broker failure, so retried and never scored."""
 
 
+class ModelConfigError(AgentInfraError):
+    """The model cannot be used as configured (a bad API key, a key without access, an unknown
+    model): the user's setup, not the agent's failure, so never scored; and not retried, since
+    only a changed configuration helps (a later run, once it is fixed, does the agent again)."""
+
+
 PARTIAL = "cooperbench_partial"  # the attribute of an exception that carries the agent's result so far
 
 
@@ -125,6 +131,21 @@ def agent_class(name: str) -> type:
 
 def get_agent(name: str) -> Agent:
     return agent_class(name)()
+
+
+def cost_limit(name: str, config: Any = None) -> float:
+    """What one run of the agent may cost at most, in USD, given its config (0 for agents without a
+    cost limit, like those that call no model): what `--max-cost` reserves before the agent starts."""
+    limit = getattr(agent_class(name), "cost_limit", None)
+    return float(limit(config)) if callable(limit) else 0.0
+
+
+def preflight(name: str, model: str | None, config: Any = None) -> str | None:
+    """Check before anything runs that the agent can use its model (one minimal call, for agents that
+    define `preflight`): a configuration error (bad key, unknown model) is a `UserError`; a model API
+    that is down right now is not the configuration's fault, so it only gives a warning (returned)."""
+    check = getattr(agent_class(name), "preflight", None)
+    return check(model, config) if callable(check) else None
 
 
 def default_model(name: str) -> str | None:

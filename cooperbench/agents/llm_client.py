@@ -63,10 +63,13 @@ class LLMFailure(Exception):
     agent did.
     """
 
-    def __init__(self, message: str, status: str = AgentStatus.ERROR, transient: bool = False):
+    def __init__(
+        self, message: str, status: str = AgentStatus.ERROR, transient: bool = False, configuration: bool = False
+    ):
         super().__init__(message)
         self.status = status
         self.transient = transient
+        self.configuration = configuration  # a bad key or an unknown model: the user's setup, not the agent
 
 
 @dataclass
@@ -127,7 +130,9 @@ class LLM:
                         f"context window of model {self.model} exceeded: {exc}"[:1500], AgentStatus.LIMITS_EXCEEDED
                     ) from exc
                 if not _transient(exc) or attempt >= self.retry_max:
-                    raise LLMFailure(self._describe(exc, attempt), transient=_transient(exc)) from exc
+                    raise LLMFailure(
+                        self._describe(exc, attempt), transient=_transient(exc), configuration=_configuration(exc)
+                    ) from exc
                 time.sleep(self.retry_base_delay * 2**attempt)
                 attempt += 1
                 self.usage.retries += 1
@@ -144,6 +149,37 @@ class LLM:
             if isinstance(exc, kind):
                 return f"{text.format(model=self.model)}: {detail}"
         return f"unexpected error from model {self.model}: {detail}"
+
+
+def _configuration(exc: Exception) -> bool:
+    """A bad key, a key without access, or an unknown model: the configuration's error."""
+    m = _litellm()
+    return isinstance(exc, (m.AuthenticationError, m.PermissionDeniedError, m.NotFoundError))
+
+
+PREFLIGHT_PROMPT = "This is a connectivity check. Reply with the word OK."
+
+
+def preflight(model: str, model_kwargs: dict) -> LLMFailure | None:
+    """One minimal model call (a few tokens) with the run's model and settings; None when it answers,
+    else the failure (its text stripped of keys)."""
+    llm = LLM(model, {"max_tokens": 5, **model_kwargs}, retry_max=2, retry_base_delay=1.0, usage=Usage())
+    try:
+        llm.ask([{"role": "user", "content": PREFLIGHT_PROMPT}])
+    except LLMFailure as exc:
+        return LLMFailure(
+            redact(str(exc), secrets(model_kwargs)), transient=exc.transient, configuration=exc.configuration
+        )
+    return None
+
+
+def price_known(model: str) -> bool:
+    """Whether litellm knows what the model's tokens cost (without which a cost cap cannot be kept)."""
+    try:
+        info = _litellm().get_model_info(model)
+    except Exception:  # noqa: BLE001 - litellm raises when the model is not in its price data
+        return False
+    return bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
 
 
 def _transient(exc: Exception) -> bool:

@@ -4,8 +4,9 @@ Each turn the model (through litellm) answers with its reasoning and one ```bash
 the command runs confined in the sandbox and its exit code and output are the next
 observation. The run ends when the model submits (`echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT`,
 status Submitted), at the step, cost (token, when the price is unknown), wall-time or
-context-window limit (LimitsExceeded), or on an unusable model or configuration (Error). A
-model API still unavailable after the retries raises `AgentInfraError`: the farm's failure.
+context-window limit (LimitsExceeded), or on an unusable agent configuration (Error). A
+model API still unavailable after the retries raises `AgentInfraError` (the farm's failure), a
+bad key or an unknown model `ModelConfigError` (the user's setup): neither is ever scored.
 
 In coop with messaging, `send_message [--wait] <teammate> ...` is the harness's own tool:
 the message goes through the pair's mailbox (the sandbox has no network), `--wait` blocks
@@ -20,9 +21,10 @@ from __future__ import annotations
 import logging
 import time
 
+from ..errors import UserError
 from ..statuses import AgentStatus
 from ..team.mailbox import Message
-from . import AgentContext, AgentInfraError, AgentResult, with_partial
+from . import AgentContext, AgentInfraError, AgentResult, ModelConfigError, with_partial
 from .llm_actions import (
     Outgoing,
     bash_commands,
@@ -33,6 +35,7 @@ from .llm_actions import (
     parse_send_message,
 )
 from .llm_client import LLM, LLMFailure, Usage, redact_all, secrets
+from .llm_client import preflight as check_model
 from .llm_config import AgentConfig, load_config
 from .llm_prompts import SENTINEL, placeholders, render
 
@@ -51,6 +54,28 @@ def from_teammates(messages: list[Message]) -> int:
 class MiniSweAgent:
     name = "mini_swe_agent"
     default_model = DEFAULT_MODEL
+
+    @staticmethod
+    def cost_limit(config) -> float:
+        """The run's cost limit (`cost_limit`, USD); 0 for a config it cannot read (it then fails at once)."""
+        try:
+            return load_config(config).cost_limit
+        except ValueError:
+            return 0.0
+
+    @staticmethod
+    def preflight(model: str | None, config) -> str | None:
+        """One minimal call with the run's model, key and model settings (see `agents.preflight`)."""
+        try:
+            kwargs = load_config(config).model_kwargs
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        failure = check_model(model or DEFAULT_MODEL, kwargs)
+        if failure is None:
+            return None
+        if failure.transient:
+            return f"preflight: the model API did not answer ({failure}); going on, the agents retry it"
+        raise UserError(f"preflight: {failure} (nothing was started; --no-preflight skips this check)")
 
     def run(self, ctx: AgentContext) -> AgentResult:
         run = _Run(ctx)
@@ -101,6 +126,8 @@ class _Run:
             except LLMFailure as exc:
                 if exc.transient:  # the provider's outage, not the agent's failure (no chained text: keys)
                     raise AgentInfraError(redact_all(str(exc), secrets(c.model_kwargs))) from None
+                if exc.configuration:  # a bad key or an unknown model: the user's setup, never scored
+                    raise ModelConfigError(redact_all(str(exc), secrets(c.model_kwargs))) from None
                 return self._result(exc.status, str(exc))
             self.steps += 1
             self._add(

@@ -2,13 +2,15 @@
 
 Each coop pair is `chord([agent task per feature], evaluate task)`; a solo pair is a chord
 of one agent task. Pairs already done are left alone (unless forced), so running the same
-experiment again resumes it.
+experiment again resumes it; pairs still queued or running (their marker, `inflight.py`) are
+waited for, never sent twice (`--force` cancels them).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from celery import chord, states
 
@@ -21,6 +23,7 @@ from ..store.results import records
 from ..team import remote as shared_remote
 from ..team.keys import PairKeys, clear
 from ..team.mailbox import connect
+from . import inflight
 from .tasks import AGENT_TASK, EVALUATE_TASK
 
 BATCH = 500  # chords sent on one broker connection
@@ -53,17 +56,61 @@ def register(spec: ExperimentSpec, database: str) -> None:
         )
 
 
-def plan(spec: ExperimentSpec, pairs: list[Pair], database: str, force: bool, mailbox_url: str | None) -> list[Pair]:
+@dataclass
+class Plan:
+    """What a submission does: `todo` pairs to send (with the evaluation ids they were claimed with),
+    `running` pairs already queued or running (their evaluation ids, to wait for), and the `cancelled`
+    pairs whose running chords `--force` replaces (old evaluation ids)."""
+
+    todo: list[Pair] = field(default_factory=list)
+    ids: dict[Pair, str] = field(default_factory=dict)
+    running: dict[Pair, str] = field(default_factory=dict)
+    cancelled: dict[Pair, str] = field(default_factory=dict)
+
+
+def plan(
+    spec: ExperimentSpec, pairs: list[Pair], database: str, force: bool, mailbox_url: str | None, *, app=None
+) -> Plan:
     """The pairs that need (re)running; their old rows are cleared as needed and they are marked queued.
 
+    A pair whose chord is still queued or running (its marker, `inflight.py`) is not sent again, nor
+    its rows and Redis keys touched: it is waited for; with `force` its chord is cancelled instead.
     Set-based: one read of the experiment's pair statuses (and one of its agent statuses when
-    some pair needs work), a few statements per 500 pairs, and the pairs' Redis keys deleted by
-    name in pipelined batches; a finished experiment costs one query."""
+    some pair needs work), a few statements per 500 pairs, and the pairs' Redis keys read and deleted
+    by name in pipelined batches; a finished experiment costs one query."""
     register(spec, database)
     pair_status = db.column_map(database, db.PairRun, "status", experiment=spec.name)
     todo = [p for p in pairs if force or pair_status.get(pair_id(spec.name, p)) != PairStatus.DONE]
+    result = Plan()
     if not todo:
-        return []
+        return result
+    client = connect(mailbox_url) if mailbox_url else None
+    try:
+        if client is not None:
+            found = inflight.read(client, spec.name, todo)
+            if found and app is not None:  # a chord that failed with nobody waiting left its marker
+                ended = outcomes(app, list(found.values()))
+                found = {p: i for p, i in found.items() if i not in ended}
+            if force:
+                result.cancelled = found
+            else:
+                result.running = found
+                todo = [p for p in todo if p not in found]
+            ids = {p: inflight.new_id() for p in todo}
+            lost = inflight.claim(client, spec.name, ids, replace=force)
+            result.running.update({p: i for p, i in lost.items() if i})
+            todo = [p for p in todo if p not in lost]
+        result.todo, result.ids = todo, {p: ids[p] for p in todo} if client is not None else {}
+        if todo:
+            _reset(spec, todo, database, force, client)
+    finally:
+        if client is not None:
+            client.close()
+    return result
+
+
+def _reset(spec: ExperimentSpec, todo: list[Pair], database: str, force: bool, client) -> None:
+    """Clear what the pairs' earlier runs left (all of it with `force`) and mark them queued."""
     pids = [pair_id(spec.name, p) for p in todo]
     if force:
         for model in (db.AgentRun, db.Evaluation, db.MessageRow):
@@ -77,13 +124,8 @@ def plan(spec: ExperimentSpec, pairs: list[Pair], database: str, force: bool, ma
         started = {  # a pair with an agent that ran to its end keeps its conversation (the others resume it)
             pair for pair in todo if any(agent_run_id(spec.name, pair, a) in ended for a, _ in spec.agents(pair))
         }
-    if mailbox_url:
-        fresh = [(PairKeys(spec.name, p.key), [a for a, _ in spec.agents(p)]) for p in todo if p not in started]
-        client = connect(mailbox_url)
-        try:
-            clear(client, fresh)
-        finally:
-            client.close()
+    if client is not None:
+        clear(client, [(PairKeys(spec.name, p.key), [a for a, _ in spec.agents(p)]) for p in todo if p not in started])
     queued = [
         db.PairRun(
             id=pid,
@@ -97,44 +139,76 @@ def plan(spec: ExperimentSpec, pairs: list[Pair], database: str, force: bool, ma
         for pid, pair in zip(pids, todo, strict=True)
     ]
     db.replace_all(database, queued)
-    return todo
 
 
-def signature(app, spec: ExperimentSpec, pair: Pair):
+def signature(app, spec: ExperimentSpec, pair: Pair, evaluation_id: str | None = None):
     """The pair's chord: one agent task per agent, then the evaluation; named for Flower.
 
     The agent tasks store no result in the backend (the chord still counts them; their rows
-    are in the database); the evaluation's result is what `wait` reads, in bulk."""
+    are in the database); the evaluation's result is what `wait` reads, in bulk. The evaluation's
+    id is the pair's claim (`inflight.py`), the agents' ids follow from it."""
+    evaluation_id = evaluation_id or inflight.new_id()
     spec_json, pair_json = spec.to_json(), pair.to_json()
     header = [
         app.signature(AGENT_TASK, args=(spec_json, pair_json, agent_id, list(features)), immutable=True).set(
-            argsrepr=repr((spec.name, pair.key, agent_id)), kwargsrepr="{}", ignore_result=True
+            argsrepr=repr((spec.name, pair.key, agent_id)),
+            kwargsrepr="{}",
+            ignore_result=True,
+            task_id=inflight.agent_task_id(evaluation_id, agent_id),
         )
         for agent_id, features in spec.agents(pair)
     ]
     body = app.signature(EVALUATE_TASK, args=(spec_json, pair_json), immutable=True).set(
-        argsrepr=repr((spec.name, pair.key, "evaluate")), kwargsrepr="{}"
+        argsrepr=repr((spec.name, pair.key, "evaluate")), kwargsrepr="{}", task_id=evaluation_id
     )
     return chord(header, body, app=app)
 
 
-def send(app, spec: ExperimentSpec, pairs: list[Pair]) -> dict[Pair, str]:
+def send(app, spec: ExperimentSpec, pairs: list[Pair], ids: dict[Pair, str] | None = None) -> dict[Pair, str]:
     """Send the pairs' chords, `BATCH` on each broker connection taken from the pool; returns pair -> id
     of its evaluation task. (Threads sending batches at once were measured no faster: Celery's own work
     per chord, under the GIL, dominates the round trips.)"""
+    ids = ids or {}
     sent = {}
     for i in range(0, len(pairs), BATCH):
         with app.producer_or_acquire() as producer:
             for pair in pairs[i : i + BATCH]:
-                sent[pair] = signature(app, spec, pair).apply_async(producer=producer).id
+                sent[pair] = signature(app, spec, pair, ids.get(pair)).apply_async(producer=producer).id
     return sent
 
 
+def cancel(app, spec: ExperimentSpec, chords: dict[Pair, str]) -> None:
+    """Revoke the chords `--force` replaces: queued tasks are dropped, running ones terminated."""
+    ids = []
+    for pair, evaluation_id in chords.items():
+        ids.append(evaluation_id)
+        ids.extend(inflight.agent_task_id(evaluation_id, a) for a, _ in spec.agents(pair))
+    for i in range(0, len(ids), 1000):
+        app.control.revoke(ids[i : i + 1000], terminate=True)
+
+
 def submit(
-    app, spec: ExperimentSpec, pairs: list[Pair], database: str, *, force: bool = False, mailbox_url: str | None = None
+    app,
+    spec: ExperimentSpec,
+    pairs: list[Pair],
+    database: str,
+    *,
+    force: bool = False,
+    mailbox_url: str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> dict[Pair, str]:
-    """Enqueue every pair that needs work; returns pair -> id of its evaluation task (see `wait`)."""
-    return send(app, spec, plan(spec, pairs, database, force, mailbox_url))
+    """Enqueue every pair that needs work; returns pair -> id of its evaluation task (see `wait`), the pairs
+    already queued or running included (they are waited for, not sent again)."""
+    planned = plan(spec, pairs, database, force, mailbox_url, app=app)
+    if planned.cancelled:
+        cancel(app, spec, planned.cancelled)
+        if say:
+            names = ", ".join(p.key for p in list(planned.cancelled)[:5])
+            more = f" and {len(planned.cancelled) - 5} more" if len(planned.cancelled) > 5 else ""
+            say(f"--force: cancelled the queued or running agents of {len(planned.cancelled)} pair(s): {names}{more}")
+    if planned.running and say:
+        say(f"{len(planned.running)} pair(s) already queued or running: waiting for them, not starting them again")
+    return {**planned.running, **send(app, spec, planned.todo, planned.ids)}
 
 
 def outcomes(app, task_ids: list[str]) -> dict[str, tuple[str, object]]:

@@ -14,6 +14,8 @@ from ..experiment import ExperimentSpec
 from ..pair.agent_step import run_agent
 from ..pair.eval_step import evaluate_pair
 from ..statuses import ErrorKind, MergeStatus
+from ..team.mailbox import connect
+from . import inflight
 
 AGENT_TASK = "cooperbench.agent"
 EVALUATE_TASK = "cooperbench.evaluate"
@@ -41,14 +43,26 @@ def agent_task(self, spec: dict, pair: dict, agent_id: str, features: list[int])
 
 
 def evaluation_task(self, spec: dict, pair: dict) -> dict:
-    record = evaluate_pair(ExperimentSpec.from_json(spec), Pair.from_json(pair), mailbox_url(self.app))
-    # a missing agent patch is retried through the agent's own task, not here
-    _retry_infra(
-        self, record.get("error_kind") == ErrorKind.INFRA and record.get("merge_status") != MergeStatus.MISSING_INPUT
-    )
-    return record
+    spec, pair = ExperimentSpec.from_json(spec), Pair.from_json(pair)
+    client = connect(mailbox_url(self.app))
+    try:
+        claimed = inflight.current(client, spec.name, pair)
+        if claimed is not None and claimed != self.request.id:  # --force replaced this chord: record nothing
+            return {"superseded_by": claimed}
+        record = evaluate_pair(spec, pair, mailbox_url(self.app))
+        # a missing agent patch is retried through the agent's own task, not here
+        _retry_infra(
+            self,
+            record.get("error_kind") == ErrorKind.INFRA and record.get("merge_status") != MergeStatus.MISSING_INPUT,
+        )
+        inflight.finish(client, spec.name, pair, self.request.id)
+        return record
+    finally:
+        client.close()
 
 
 def register(app) -> None:
+    from . import leases  # noqa: F401 - its signal handlers give every worker a lease and a reaper
+
     app.task(name=AGENT_TASK, bind=True)(agent_task)
     app.task(name=EVALUATE_TASK, bind=True)(evaluation_task)

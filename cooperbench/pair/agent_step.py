@@ -15,7 +15,15 @@ import traceback
 
 import redis
 
-from ..agents import AgentContext, AgentInfraError, AgentResult, get_agent, partial_result
+from ..agents import (
+    AgentContext,
+    AgentInfraError,
+    AgentResult,
+    ModelConfigError,
+    cost_limit,
+    get_agent,
+    partial_result,
+)
 from ..agents.llm_client import redact
 from ..data.dataset import Dataset, Pair
 from ..data.repocache import RepoCache
@@ -31,10 +39,10 @@ from ..store.artifacts import PairPaths, write_json, write_text
 from ..team import remote as shared_remote
 from ..team import start as team_start
 from ..team.liveness import Watch
-from ..team.mailbox import Mailbox
+from ..team.mailbox import Mailbox, connect
 from . import capture
 from .abandon import ABANDONED
-from .budget import budget_spent, paid
+from .budget import budget_spent, paid, release, reserve
 from .timer import AgentTimer
 
 log = logging.getLogger(__name__)
@@ -80,14 +88,34 @@ def run_agent(
     team = [a for a, _ in spec.agents(pair)]
     teammates = [a for a in team if a != agent_id]
     together = bool(teammates and mailbox_url and (spec.messaging or spec.git))  # teams start together
-    if (why := budget_spent(spec, database)) is not None:
+    budget = connect(mailbox_url) if mailbox_url and spec.max_cost is not None else None
+    why = budget_spent(spec, database, check_cost=budget is None)
+    if why is None and budget is not None:
+        try:  # the pair's agents' cost limits, reserved whole, or not at all
+            why = reserve(
+                budget,
+                spec,
+                database,
+                row_id,
+                [agent_run_id(spec.name, pair, a) for a in team],
+                cost_limit(spec.agent, spec.agent_config),
+            )
+        except redis.RedisError as exc:
+            log.warning(
+                "cannot reserve the cost of %s %s (%s): checking the cap without reservations", pair.key, agent_id, exc
+            )
+            budget.close()
+            budget, why = None, budget_spent(spec, database)
+    if why is not None:
         if together:
             try:
                 team_start.withdraw(mailbox_url, spec.name, pair.key, agent_id, team, why)
             except redis.RedisError as exc:  # the teammates then give up at their own time-out
                 log.warning("cannot tell the team of %s that %s does not start: %s", pair.key, agent_id, exc)
         row.status, row.finished_at, row.error = AgentStatus.SKIPPED, db.now(), f"not started: {why}"
+        row.cost_usd = paid(row.usage)
         db.upsert(database, row)
+        _release(budget, spec, row_id, 0.0)  # a reservation a teammate made for it
         return _summary(row)
     try:
         task = Dataset(spec.dataset).task(pair.repo, pair.task_id)
@@ -155,7 +183,8 @@ def run_agent(
         }
         # worth another try, unless the team never got together (a pool too small stays too small) or
         # the task's environment cannot be had on this machine (recorded as such: a retry changes nothing)
-        retryable = not isinstance(exc, (team_start.TeamDidNotStart, EnvironmentUnavailable))
+        # (nor does a model that refuses the key or does not exist: the configuration must change first)
+        retryable = not isinstance(exc, (team_start.TeamDidNotStart, EnvironmentUnavailable, ModelConfigError))
     finally:
         if watch is not None:
             watch.stop(finished=ended)
@@ -165,6 +194,8 @@ def run_agent(
         row.usage = {**row.usage, "teammates_lost": sorted(watch.lost)}
     row.finished_at, row.duration = db.now(), time.monotonic() - t0
     if ABANDONED.is_set():
+        if budget is not None:
+            budget.close()
         return _summary(row)
     if row.patch:  # a key the agent copied into its working tree is never stored
         row.patch = redact(row.patch)
@@ -181,8 +212,22 @@ def run_agent(
             "trajectory": result.trajectory if result else [],
         },
     )
+    row.cost_usd = paid(row.usage)
     db.upsert(database, row)
+    _release(budget, spec, row_id, (row.usage or {}).get("cost_usd") or 0.0)
     return _summary(row, retryable)
+
+
+def _release(client, spec: ExperimentSpec, row_id: str, cost: float) -> None:
+    """Add the run's cost to the experiment's spending and free its reservation (row written first)."""
+    if client is None:
+        return
+    try:
+        release(client, spec, row_id, cost)
+    except redis.RedisError as exc:  # a later seed from the database counts the cost
+        log.warning("cannot release the cost reservation of %s: %s", row_id, exc)
+    finally:
+        client.close()
 
 
 def _run_timed(agent, ctx: AgentContext, seconds: float | None) -> tuple[AgentResult, str]:

@@ -81,6 +81,8 @@ class AgentRun(SQLModel, table=True):
     messages_sent: int = 0
     messages_received: int = 0
     usage: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    # the known cost in USD of this run and its earlier attempts (what --max-cost sums, in SQL)
+    cost_usd: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration: float = 0.0
@@ -242,6 +244,17 @@ def columns(url: str, model: type[SQLModel], names: tuple[str, ...], **where) ->
         stmt = stmt.where(getattr(model, name) == wanted)
     with Session(engine(url)) as session:
         return [tuple(r) for r in session.execute(stmt).all()]  # rows, even of a single column
+
+
+def total(url: str, model: type[SQLModel], column: str, **where) -> float:
+    """SUM(column) over the rows matching `where` (0 when none), computed by the database."""
+    from sqlalchemy import func
+
+    stmt = select(func.coalesce(func.sum(getattr(model, column)), 0.0))
+    for name, wanted in where.items():
+        stmt = stmt.where(getattr(model, name) == wanted)
+    with Session(engine(url)) as session:
+        return float(session.exec(stmt).one())
 
 
 def _chunks(values: list, size: int = CHUNK):

@@ -18,6 +18,11 @@ def pair_prefix(experiment: str, pair: str) -> str:
     return f"cooperbench:{experiment}:{pair}"
 
 
+def budget_key(experiment: str) -> str:
+    """The experiment's cost budget (pair/budget.py): spending, reservations."""
+    return f"cooperbench:{experiment}:budget"
+
+
 @dataclass(frozen=True)
 class PairKeys:
     """The names of one pair's keys (shared ones as attributes, per-agent ones as methods)."""
@@ -63,8 +68,14 @@ class PairKeys:
     def arrived(self, agent: str) -> str:
         return self.key(f"arrived:{agent}")
 
+    # the submission in flight (farm/inflight.py): kept out of `all`, so resetting a pair's
+    # mailbox never forgets that its tasks are queued or running
+    @property
+    def submitted(self) -> str:
+        return self.key("submitted")
+
     def all(self, agents: Sequence[str]) -> list[str]:
-        """Every key the pair may hold when its agents are `agents`."""
+        """Every key the pair may hold when its agents are `agents` (but its submission marker)."""
         per_agent = (self.inbox, self.alive, self.done, self.arrived)
         return [self.seq, self.log, self.started, self.withdrawn] + [f(a) for a in agents for f in per_agent]
 

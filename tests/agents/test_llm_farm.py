@@ -36,8 +36,9 @@ def test_cost_cap_stops_new_pairs_and_a_higher_cap_finishes_them(dataset_dir, tm
     work = tmp_path / "work"
     work.mkdir()
     (work / ".env").write_text(f"# keys for the agents\nexport OPENAI_API_KEY='{KEY}'\n")
-    (work / "agent.yaml").write_text(yaml.safe_dump({"retry_base_delay": 0.01, "step_limit": 5}))
-    # gpt-4o has a known price: 10k prompt tokens cost about $0.025, far above the cap below
+    # each agent may spend $0.03 (what the cap reserves for it before it starts)
+    (work / "agent.yaml").write_text(yaml.safe_dump({"retry_base_delay": 0.01, "step_limit": 5, "cost_limit": 0.03}))
+    # gpt-4o has a known price: 10k prompt tokens cost about $0.025; after one agent, another's $0.03 no longer fits
     script = [Answer(SUBMIT, prompt_tokens=10_000, completion_tokens=10) for _ in range(4)]
     database = f"sqlite:///{work / 'r.db'}"
     args = [
@@ -66,13 +67,13 @@ def test_cost_cap_stops_new_pairs_and_a_higher_cap_finishes_them(dataset_dir, tm
             "COOPERBENCH_LOGS": str(work / "logs"),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
-        proc = _cli(*args, "--max-cost", "0.001", env=env, cwd=work)
+        proc = _cli(*args, "--max-cost", "0.04", env=env, cwd=work)
         assert proc.returncode == 0, proc.stderr
         assert "not started: 3 pair(s)" in proc.stdout, proc.stdout
         assert len(fake.requests) == 1  # one pair ran (one model call), then the cap held
         assert {k.lower(): v for k, v in fake.requests[0]["headers"].items()}["authorization"] == f"Bearer {KEY}"
 
-        proc = _cli(*args, "--max-cost", "0.001", env=env, cwd=work)
+        proc = _cli(*args, "--max-cost", "0.04", env=env, cwd=work)
         assert "not started: 3 pair(s)" in proc.stdout and len(fake.requests) == 1
         proc = _cli(*args, "--max-cost", "1", env=env, cwd=work)  # a higher cap: the rest run, nothing twice
         assert proc.returncode == 0, proc.stderr
@@ -80,7 +81,7 @@ def test_cost_cap_stops_new_pairs_and_a_higher_cap_finishes_them(dataset_dir, tm
 
     runs = db.query(database, db.AgentRun, experiment="capped")
     assert len(runs) == 4 and all(r.status == "Submitted" for r in runs)
-    assert all(r.usage["cost_known"] and r.usage["cost_usd"] > 0.001 for r in runs)
+    assert all(r.usage["cost_known"] and r.usage["cost_usd"] > 0.02 for r in runs)
     status = json.loads(_cli("status", "-n", "capped", "--json", env=env, cwd=work).stdout)
     assert len(status) == 4 and all(r["status"] == "done" for r in status)
     stored = [p.read_text(errors="replace") for p in Path(work / "logs").rglob("*") if p.is_file()]

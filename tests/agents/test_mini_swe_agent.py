@@ -181,12 +181,15 @@ def test_a_model_api_down_past_the_retries_is_the_farms_failure_not_the_agents(f
     assert (again.status, again.steps) == ("Submitted", 1) and len(fake.requests) == 4
 
 
-def test_authentication_error_fails_at_once_without_leaking_the_key(farm):
+def test_authentication_error_fails_at_once_as_the_configurations_without_leaking_the_key(farm):
     script = [Fail(401, f"Incorrect API key provided: {SECRET}."), SUBMIT]
     with FakeOpenAI({"solo": script}) as fake:
-        row = run(farm, make_spec(farm, fake))
-    assert row.status == "Error" and row.steps == 0
-    assert row.error.startswith("authentication failed for model openai/solo: ")
+        spec = make_spec(farm, fake)
+        summary = run_agent(spec, PAIR, "solo", PAIR.features, None, farm["db"])
+        row = db.get(farm["db"], db.AgentRun, agent_run_id(spec.name, PAIR, "solo"))
+    # the user's setup, not the agent's failure: never scored, and not retried (only a new key helps)
+    assert (row.status, row.steps, summary["retryable"]) == ("InfraError", 0, False)
+    assert row.error.startswith("ModelConfigError: authentication failed for model openai/solo: ")
     assert "[REDACTED]" in row.error and SECRET not in row.error
     assert len(fake.requests) == 1
 
@@ -194,7 +197,7 @@ def test_authentication_error_fails_at_once_without_leaking_the_key(farm):
 def test_unknown_model_fails_at_once(farm):
     with FakeOpenAI({"solo": [SUBMIT]}) as fake:
         row = run(farm, make_spec(farm, fake, model="openai/no-such-model"))
-    assert row.status == "Error" and row.error.startswith("unknown model openai/no-such-model: ")
+    assert row.status == "InfraError" and row.error.startswith("ModelConfigError: unknown model openai/no-such-model: ")
     assert len(fake.requests) == 1
 
 
@@ -247,7 +250,7 @@ def test_api_key_is_in_no_stored_artifact(farm):
     ]
     with FakeOpenAI({"solo": script}) as fake:
         row = run(farm, make_spec(farm, fake))
-    assert row.status == "Error"
+    assert row.status == "InfraError"
     trajectory = _trajectory(row)
     assert "[REDACTED]\n0" in trajectory[-1]["content"]  # the sandbox never had the key in its environment
     assert "The key might be [REDACTED]." in trajectory[2]["content"]

@@ -30,17 +30,35 @@ def test_plan_deletes_keys_by_name_and_a_finished_experiment_is_left_alone(datas
             client.sadd(keys.started, "agent1")
         client.config_resetstat()
 
-        todo = workflow.plan(spec, pairs, database, False, url)
+        todo = workflow.plan(spec, pairs, database, False, url).todo
         assert todo == pairs
         calls = _commands(client)
         assert "scan" not in calls and "keys" not in calls, calls
-        assert client.dbsize() == 2000  # every pair key gone, every unrelated key kept
+        # every pair key gone, every unrelated key kept, and each pair claimed by its submission marker
+        assert client.dbsize() == 2000 + len(pairs)
         status = db.column_map(database, db.PairRun, "status", experiment=spec.name)
         assert len(status) == len(pairs) and set(status.values()) == {PairStatus.QUEUED}
 
         with db.engine(database).begin() as conn:  # the workers did every pair
             conn.execute(update(db.PairRun).where(db.PairRun.experiment == spec.name).values(status=PairStatus.DONE))
         client.config_resetstat()
-        assert workflow.plan(spec, pairs, database, False, url) == []
+        assert workflow.plan(spec, pairs, database, False, url).todo == []
         assert _commands(client) == {"config|resetstat": 1}  # not one command reached the broker
         assert set(db.column_map(database, db.PairRun, "status", experiment=spec.name).values()) == {PairStatus.DONE}
+
+
+def test_a_pair_in_flight_is_not_planned_again_and_force_says_it_cancels_it(dataset_dir, tmp_path):
+    ds, pairs = api.select_pairs(str(dataset_dir), repo="memkv_task", features=(1, 3))
+    spec = api.make_spec("in-flight", ds, agent="gold", setting="coop", logs=str(tmp_path / "logs"))
+    database = f"sqlite:///{tmp_path / 'plan.db'}"
+    with private_redis() as url:
+        client = redis.Redis.from_url(url)
+        first = workflow.plan(spec, pairs, database, False, url)
+        assert first.todo == pairs and not first.running
+        client.rpush(PairKeys(spec.name, pairs[0].key).inbox("agent2"), "a live message")
+        again = workflow.plan(spec, pairs, database, False, url)  # the chord is still queued or running
+        assert again.todo == [] and again.running == first.ids
+        assert client.llen(PairKeys(spec.name, pairs[0].key).inbox("agent2")) == 1  # its mailbox left alone
+        forced = workflow.plan(spec, pairs, database, True, url)
+        assert forced.cancelled == first.ids and forced.todo == pairs and forced.ids != first.ids
+        assert client.get(PairKeys(spec.name, pairs[0].key).submitted).decode() == forced.ids[pairs[0]]

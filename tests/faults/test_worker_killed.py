@@ -1,8 +1,9 @@
 """A worker killed with SIGKILL mid-agent or mid-evaluation: the task is delivered again to another
 worker, the experiment completes, and every row exists exactly once.
 
-The workers here find abandoned tasks after 5 s (COOPERBENCH_VISIBILITY_TIMEOUT); a farm
-sets it above its longest agent run.
+The broker's visibility timeout keeps its default (6 hours): the dead worker's tasks come back
+through its lease (farm/leases.py), shortened here to 10 s with a look every second so the test
+is quick; tests/faults/test_worker_lease.py shows the default (60 s) within about a minute.
 """
 
 import threading
@@ -18,9 +19,8 @@ from ..conftest import Worker
 from ..fake_openai import FakeOpenAI, Hold
 
 FAST_RESTORE = {
-    "COOPERBENCH_VISIBILITY_TIMEOUT": "5",
-    "COOPERBENCH_RESTORE_INTERVAL": "1",
-    "COOPERBENCH_RESTORE_THROTTLE": "1",
+    "COOPERBENCH_LEASE_TTL": "10",
+    "COOPERBENCH_REAP_INTERVAL": "1",
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "OPENAI_API_KEY": "sk-test-fault",
 }
