@@ -41,6 +41,8 @@ def register(spec: ExperimentSpec, database: str) -> None:
                 git=spec.git,
                 messaging=spec.messaging,
                 dataset=spec.dataset,
+                artifacts=spec.logs,
+                inputs=spec.inputs,
             ),
         )
         return
@@ -51,6 +53,9 @@ def register(spec: ExperimentSpec, database: str) -> None:
         raise UserError(
             f"experiment {spec.name!r} already exists with other settings ({'; '.join(changed)}); use another name"
         )
+    if (row.artifacts, row.inputs) != (spec.logs, spec.inputs):  # where `eval` and `report` find them
+        row.artifacts, row.inputs = spec.logs, spec.inputs
+        db.upsert(database, row)
 
 
 def plan(spec: ExperimentSpec, pairs: list[Pair], database: str, force: bool, mailbox_url: str | None) -> list[Pair]:
