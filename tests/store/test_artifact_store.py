@@ -15,7 +15,7 @@ import pytest
 from cooperbench.errors import UserError
 from cooperbench.store.artifacts import PairPaths
 from cooperbench.store.backends import StoreError, open_store, read_url, size_of_url
-from tests.gcs_emulator import Emulator  # noqa: F401 - the type of the `emulator` fixture
+from tests.gcs_emulator import Emulator
 
 
 class LocalOutage:
