@@ -8,17 +8,20 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from . import settings
 from .agents import DEFAULT_AGENT, check_agent, default_model
 from .agents import preflight as check_model
+from .data import inputs as travel
 from .data.dataset import Dataset, Pair
 from .errors import UserError
 from .experiment import ExperimentSpec
 from .pair.eval_step import evaluate_pair
 from .sandbox import available as sandbox_backends
 from .store import db
+from .store.backends import open_store
 from .store.results import records
 
 
@@ -33,13 +36,12 @@ def select_pairs(dataset=None, repo=None, task=None, features=None, subset=None)
 def select_tasks(dataset=None, repo=None, task=None, features=None, subset=None) -> list:
     """The tasks of the pairs the filters select."""
     ds, pairs = select_pairs(dataset, repo, task, features, subset)
-    keys = dict.fromkeys((p.repo, p.task_id) for p in pairs)
-    return [ds.task(repo_name, task_id) for repo_name, task_id in keys]
+    return _tasks(ds, pairs)
 
 
 def make_spec(
     name: str,
-    ds: Dataset,
+    ds: Dataset | str,
     *,
     setting="coop",
     agent=DEFAULT_AGENT,
@@ -70,6 +72,8 @@ def make_spec(
                 f"--max-cost needs the model's price, and litellm does not know the price of {model!r}: "
                 "a cost cap could not be kept (drop --max-cost, or use a model litellm prices)"
             )
+    store = settings.artifacts_url(logs)
+    open_store(store)  # an unknown kind of store is bad input, said now
     if backend not in sandbox_backends(backend):
         raise UserError(f"unknown sandbox backend {backend!r} (known: {', '.join(sorted(sandbox_backends()))})")
     if agent_config is not None and not Path(agent_config).is_file():
@@ -82,8 +86,8 @@ def make_spec(
         backend=backend,
         git=git,
         messaging=messaging,
-        dataset=str(ds.root),
-        logs=str(settings.logs_dir(logs)),
+        dataset=str(ds.root) if isinstance(ds, Dataset) else str(ds),
+        logs=store,
         agent_config=str(Path(agent_config).resolve()) if agent_config else None,
         test_timeout=test_timeout,
         max_cost=max_cost,
@@ -178,6 +182,8 @@ def run(
         time_limit=time_limit,
         agent_time_limit=agent_time_limit,
     )
+    # the tasks and the agent config travel with the experiment, through the artifact store
+    spec = replace(spec, inputs=travel.publish(spec.logs, _tasks(ds, pairs), spec.agent_config))
     database = settings.db_url(db_url)
     db.engine(database)
     url = settings.broker_url(broker)
@@ -220,6 +226,10 @@ def run(
         return go(app)
 
 
+def _tasks(ds: Dataset, pairs: list[Pair]) -> list:
+    return [ds.task(repo_name, task_id) for repo_name, task_id in dict.fromkeys((p.repo, p.task_id) for p in pairs)]
+
+
 def _prepare_environments(ds: Dataset, pairs: list[Pair], backend: str, say) -> None:
     """Prepare (once per machine) the environments the pairs' tasks need, saying so; a task that
     cannot be prepared is left to its pairs, which record it as an infrastructure error."""
@@ -239,7 +249,9 @@ def evaluate(name: str, *, db_url=None, logs=None, dataset=None, concurrency=Non
     exp = db.get(database, db.Experiment, name)
     if exp is None:
         raise UserError(f"no experiment named {name!r} in {database.split('@')[-1]}")
-    ds = Dataset(Path(dataset) if dataset else Path(exp.dataset))
+    # its tasks as they travelled with it (read from the store), unless a dataset folder is named
+    travelled = exp.inputs if not dataset else None
+    ds = exp.dataset if travelled else Dataset(Path(dataset) if dataset else Path(exp.dataset))
     spec = make_spec(
         name,
         ds,
@@ -249,8 +261,9 @@ def evaluate(name: str, *, db_url=None, logs=None, dataset=None, concurrency=Non
         backend=exp.backend,
         git=exp.git,
         messaging=exp.messaging,
-        logs=logs,
+        logs=logs or exp.artifacts,
     )
+    spec = replace(spec, inputs=travelled)
     pairs = [
         Pair(r.repo, r.task_id, tuple(int(f) for f in r.features.split(",")))
         for r in db.query(database, db.PairRun, experiment=name)

@@ -124,7 +124,12 @@ def experiment_options(f):
             ),
             click.option("--broker", default=None, help=f"Broker URL (env {env_name('broker_url')})."),
             click.option("--db", "db_url", default=None, help=f"Results database URL (env {env_name('db_url')})."),
-            click.option("--logs", default=None, help=f"Artifacts folder (env {env_name('logs')}, default ./logs)."),
+            click.option(
+                "--logs",
+                default=None,
+                help=f"Artifact store: a folder or gs://BUCKET/PREFIX (env {env_name('artifacts')}, "
+                f"else {env_name('logs')}; default ./logs).",
+            ),
         ]
     ):
         f = opt(f)
@@ -294,7 +299,7 @@ def submit(name, wait, as_json, **options):
 @main.command("eval")
 @click.option("-n", "--name", required=True)
 @click.option("--db", "db_url", default=None)
-@click.option("--logs", default=None)
+@click.option("--logs", default=None, help="Artifact store to write to (default: the experiment's own).")
 @click.option("--dataset", default=None)
 @click.option("-j", "--concurrency", type=int, default=None)
 @click.option("--json", "as_json", is_flag=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .data.dataset import Pair
+from .data import inputs as travel
+from .data.dataset import Dataset, Pair, Task
 from .errors import UserError
 
 SETTINGS = ("coop", "solo")
@@ -26,19 +27,22 @@ class ExperimentSpec:
     git: bool = False
     messaging: bool = True
     dataset: str = "dataset"
-    logs: str = "logs"
+    logs: str = "logs"  # the artifact store: a folder or a URL (gs://bucket/prefix), see store/backends
     agent_config: str | None = None
     test_timeout: float = 1800.0
     max_cost: float | None = None  # USD for the whole experiment; no new agent starts once it is spent
     team_start_timeout: float = 600.0  # seconds a coop agent waits for its teammates to start
     deadline: float | None = None  # epoch seconds after which no new agent starts (the --time-limit)
     agent_time_limit: float = 7200.0  # seconds one agent run may take before the harness ends it
+    # the hash of the manifest of the inputs that travel with it (data/inputs.py); None: read the
+    # dataset folder and agent config at their paths, as an experiment spec from before did
+    inputs: str | None = None
 
     def __post_init__(self):
         if self.setting not in SETTINGS:
             raise UserError(f"unknown setting {self.setting!r} (use coop or solo)")
-        if not self.name or "|" in self.name or "/" in self.name:
-            raise UserError(f"bad experiment name {self.name!r} (no '/' or '|')")
+        if not self.name or "|" in self.name or "/" in self.name or self.name.startswith("."):
+            raise UserError(f"bad experiment name {self.name!r} (no '/' or '|', not starting with '.')")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -49,10 +53,24 @@ class ExperimentSpec:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def sandbox_backend(self):
-        """The experiment's sandbox backend, hiding its dataset (gold patches) and logs from agents."""
+        """The experiment's sandbox backend, hiding its dataset and this machine's copies of the
+        inputs (gold patches) and a local artifact store from agents."""
         from .sandbox import get_backend
 
-        return get_backend(self.backend, hide=[Path(self.dataset), Path(self.logs)])
+        hide = [Path(self.dataset), travel.cache_root()] + ([] if "://" in self.logs else [Path(self.logs)])
+        return get_backend(self.backend, hide=hide)
+
+    def task(self, repo: str, task_id: int) -> Task:
+        """The pair's task: from the inputs that travel with the experiment, or the dataset folder."""
+        if self.inputs is None:
+            return Dataset(self.dataset).task(repo, task_id)
+        return travel.task(self.logs, self.inputs, repo, task_id)
+
+    def agent_config_path(self) -> str | None:
+        """This machine's path of the agent config (a copy fetched from the store when it travels)."""
+        if self.inputs is None:
+            return self.agent_config
+        return travel.agent_config(self.logs, self.inputs)
 
     def agents(self, pair: Pair) -> list[tuple[str, tuple[int, ...]]]:
         """(agent id, features) of each agent of a pair: one per feature in coop, one for all in solo."""

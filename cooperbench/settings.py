@@ -74,6 +74,13 @@ TABLE: tuple[Setting, ...] = (
     Setting(
         "logs", _path, Path("logs"), "Artifacts folder: patches, trajectories, test logs (option --logs).", "paths"
     ),
+    Setting(
+        "artifacts",
+        str,
+        None,
+        "Artifact store: a folder or gs://BUCKET/PREFIX (Google Cloud Storage); unset: the logs folder.",
+        "paths",
+    ),
     Setting("cache", _path, _default_cache, "Cache of upstream repositories, sandboxes and team remotes.", "paths"),
     Setting(
         "scratch",
@@ -135,6 +142,20 @@ TABLE: tuple[Setting, ...] = (
     ),
     Setting("infra_retries", int, 2, "Times a task retries an infrastructure failure.", "farm"),
     Setting("infra_backoff", float, 30.0, "Seconds before the first such retry (doubled each time).", "farm"),
+    Setting(
+        "artifacts_retries",
+        int,
+        5,
+        "Times a read or write of the artifact store is retried before it is an infrastructure error.",
+        "farm",
+    ),
+    Setting(
+        "artifacts_backoff",
+        float,
+        1.0,
+        "Seconds before the first such retry (doubled each time, at most 60 s).",
+        "farm",
+    ),
     Setting(
         "heartbeat_ttl",
         float,
@@ -281,6 +302,16 @@ def db_url(value: str | None = None) -> str:
 
 def logs_dir(value: str | os.PathLike | None = None) -> Path:
     return Path(get("logs", value)).resolve()
+
+
+def artifacts_url(value: str | os.PathLike | None = None) -> str:
+    """The artifact store: the option (a folder or a store URL), else the `artifacts` setting, else
+    the logs folder. A folder is made absolute; a URL (`gs://...`) is kept as it is."""
+    chosen = value if value not in (None, "") else get("artifacts")
+    if chosen in (None, ""):
+        return str(logs_dir())
+    text = str(chosen)
+    return text if "://" in text else str(Path(text).expanduser().resolve())
 
 
 def cache_dir() -> Path:

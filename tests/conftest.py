@@ -171,6 +171,17 @@ def farm(redis_url, tmp_path_factory):
 
 
 @pytest.fixture
+def emulator(monkeypatch):
+    """A GCS-protocol server (tests/gcs_emulator.py) that google-cloud-storage in this process talks to."""
+    from tests.gcs_emulator import Emulator
+
+    emu = Emulator().start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emu.host)
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
 def dataset_copy(dataset_dir, tmp_path):
     """A private copy of the bundled dataset that a test may break."""
     dest = tmp_path / "dataset"

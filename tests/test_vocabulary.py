@@ -96,13 +96,13 @@ def test_no_artifact_file_name_is_spelled_outside_pair_paths():
     assert found == []
 
 
-def test_pair_paths_names_every_artifact(tmp_path):
-    paths = PairPaths.of(tmp_path, "exp", "textkit_task/task0/f1-f2")
-    base = tmp_path / "exp" / "textkit_task" / "task0" / "f1-f2"
-    assert paths.patch("agent1") == base / "agent1.patch"
-    assert paths.trajectory("solo") == base / "solo.trajectory.json"
-    assert (paths.messages, paths.result) == (base / "messages.json", base / "result.json")
-    assert paths.eval_log(3) == base / "eval" / "feature3.log"
+def test_pair_paths_names_every_artifact():
+    paths = PairPaths.of("exp", "textkit_task/task0/f1-f2")
+    base = "exp/textkit_task/task0/f1-f2"
+    assert paths.patch("agent1") == f"{base}/agent1.patch"
+    assert paths.trajectory("solo") == f"{base}/solo.trajectory.json"
+    assert (paths.messages, paths.result) == (f"{base}/messages.json", f"{base}/result.json")
+    assert paths.eval_log(3) == f"{base}/eval/feature3.log"
 
 
 def test_no_environment_variable_of_the_farm_is_read_outside_the_settings_table():

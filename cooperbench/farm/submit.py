@@ -44,6 +44,8 @@ def register(spec: ExperimentSpec, database: str) -> None:
                 git=spec.git,
                 messaging=spec.messaging,
                 dataset=spec.dataset,
+                artifacts=spec.logs,
+                inputs=spec.inputs,
             ),
         )
         return
@@ -54,6 +56,9 @@ def register(spec: ExperimentSpec, database: str) -> None:
         raise UserError(
             f"experiment {spec.name!r} already exists with other settings ({'; '.join(changed)}); use another name"
         )
+    if (row.artifacts, row.inputs) != (spec.logs, spec.inputs):  # where `eval` and `report` find them
+        row.artifacts, row.inputs = spec.logs, spec.inputs
+        db.upsert(database, row)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from ..agents import (
     partial_result,
 )
 from ..agents.llm_client import redact
-from ..data.dataset import Dataset, Pair
+from ..data.dataset import Pair
 from ..data.repocache import RepoCache
 from ..environments.prepared import EnvironmentUnavailable, for_agent
 from ..environments.prepared import ensure as ensure_environment
@@ -35,7 +35,8 @@ from ..sandbox import SandboxError, track
 from ..settings import db_url
 from ..statuses import NOT_FINAL, AgentStatus
 from ..store import db
-from ..store.artifacts import PairPaths, write_json, write_text
+from ..store.artifacts import PairPaths
+from ..store.backends import StoreError, open_store
 from ..team import remote as shared_remote
 from ..team import start as team_start
 from ..team.liveness import Watch
@@ -69,7 +70,7 @@ def run_agent(
 
     started, t0 = db.now(), time.monotonic()
     earlier = paid(done.usage) if done is not None else 0.0  # attempts that failed still cost money
-    paths = PairPaths.of(spec.logs, spec.name, pair.key)
+    paths = PairPaths.of(spec.name, pair.key)
     row = db.AgentRun(
         id=row_id,
         experiment=spec.name,
@@ -118,7 +119,7 @@ def run_agent(
         _release(budget, spec, row_id, 0.0)  # a reservation a teammate made for it
         return _summary(row)
     try:
-        task = Dataset(spec.dataset).task(pair.repo, pair.task_id)
+        task = spec.task(pair.repo, pair.task_id)
         feats = [task.feature(n) for n in features]
         agent = get_agent(spec.agent)
         channel = Mailbox(mailbox_url, spec.name, pair.key) if teammates and mailbox_url else None
@@ -159,7 +160,7 @@ def run_agent(
             sandbox,
             mailbox,
             spec.model,
-            spec.agent_config,
+            spec.agent_config_path(),
             shared_remote.REMOTE_NAME if with_remote else None,
         )
         result, row.patch = _run_timed(agent, ctx, spec.agent_time_limit)
@@ -199,19 +200,24 @@ def run_agent(
         return _summary(row)
     if row.patch:  # a key the agent copied into its working tree is never stored
         row.patch = redact(row.patch)
-    write_text(paths.patch(agent_id), row.patch)
-    row.trajectory_path = write_json(
-        paths.trajectory(agent_id),
-        {
-            "agent": spec.agent,
-            "agent_id": agent_id,
-            "features": list(features),
-            "status": row.status,
-            "error": row.error,
-            "steps": row.steps,
-            "trajectory": result.trajectory if result else [],
-        },
-    )
+    try:
+        store = open_store(spec.logs)
+        store.put_text(paths.patch(agent_id), row.patch)
+        row.trajectory_path = store.put_json(
+            paths.trajectory(agent_id),
+            {
+                "agent": spec.agent,
+                "agent_id": agent_id,
+                "features": list(features),
+                "status": row.status,
+                "error": row.error,
+                "steps": row.steps,
+                "trajectory": result.trajectory if result else [],
+            },
+        )
+    except (StoreError, UserError) as exc:  # not kept, so not final: the farm runs the agent again
+        log.warning("cannot keep the artifacts of %s %s: %s", pair.key, agent_id, exc)
+        row.status, row.error, retryable = AgentStatus.INFRA_ERROR, f"{type(exc).__name__}: {exc}", True
     row.cost_usd = paid(row.usage)
     db.upsert(database, row)
     _release(budget, spec, row_id, (row.usage or {}).get("cost_usd") or 0.0)

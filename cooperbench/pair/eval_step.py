@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from ..agents.llm_client import redact, secrets
-from ..data.dataset import Dataset, Pair
+from ..data.dataset import Pair
 from ..environments.prepared import EnvironmentUnavailable
 from ..environments.prepared import ensure as ensure_environment
 from ..errors import UserError
@@ -19,7 +19,8 @@ from ..grading.merge_and_test import EvalOutcome, merge_and_test
 from ..settings import db_url
 from ..statuses import NOT_FINAL, AgentStatus, ErrorKind, MergeStatus, PairStatus, PatchState
 from ..store import db
-from ..store.artifacts import PairPaths, write_json, write_text
+from ..store.artifacts import PairPaths
+from ..store.backends import StoreError, open_store
 from ..store.results import record
 from ..team.mailbox import Mailbox
 from .abandon import ABANDONED
@@ -73,7 +74,7 @@ def _outcome(spec: ExperimentSpec, pair: Pair, runs: dict[str, db.AgentRun | Non
             ErrorKind.INFRA,
         )
     try:
-        task = Dataset(spec.dataset).task(pair.repo, pair.task_id)
+        task = spec.task(pair.repo, pair.task_id)
         outcome = merge_and_test(
             task,
             list(pair.features),
@@ -105,13 +106,23 @@ def _outcome(spec: ExperimentSpec, pair: Pair, runs: dict[str, db.AgentRun | Non
 def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, database: str | None = None) -> dict:
     """Merge and test the pair's recorded patches; record the PairRun, Evaluation and message rows."""
     database = db_url(database)
-    pid = pair_id(spec.name, pair)
-    paths = PairPaths.of(spec.logs, spec.name, pair.key)
     runs = {a: db.get(database, db.AgentRun, agent_run_id(spec.name, pair, a)) for a, _ in spec.agents(pair)}
     outcome = _outcome(spec, pair, runs)
     if ABANDONED.is_set():
         return {}
 
+    try:
+        return _record(spec, pair, runs, outcome, mailbox_url, database, open_store(spec.logs))
+    except StoreError as exc:  # the artifacts could not be kept: an infrastructure error, retried
+        log.warning("cannot keep the artifacts of %s: %s", pair.key, exc)
+        outcome = EvalOutcome(MergeStatus.ERROR, None, {}, [], f"artifact store: {exc}", ErrorKind.INFRA)
+        return _record(spec, pair, runs, outcome, mailbox_url, database, None)
+
+
+def _record(spec, pair, runs, outcome: EvalOutcome, mailbox_url, database: str, store) -> dict:
+    """Write the pair's artifacts (unless `store` is None) and rows; the PairRun row last."""
+    pid = pair_id(spec.name, pair)
+    paths = PairPaths.of(spec.name, pair.key)
     rows: list = []
     for f in outcome.features:
         rows.append(
@@ -127,7 +138,7 @@ def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, dat
                 framework=f.framework,
                 duration=f.duration,
                 timed_out=f.timed_out,
-                log_path=write_text(paths.eval_log(f.feature), f.output),
+                log_path=store.put_text(paths.eval_log(f.feature), f.output),
             )
         )
     messages = Mailbox(mailbox_url, spec.name, pair.key).log() if mailbox_url and spec.setting == "coop" else []
@@ -144,8 +155,8 @@ def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, dat
                 sent_at=m.sent_at,
             )
         )
-    if messages:
-        write_json(paths.messages, [m.__dict__ for m in messages])
+    if messages and store is not None:
+        store.put_json(paths.messages, [m.__dict__ for m in messages])
     pair_row = db.PairRun(
         id=pid,
         experiment=spec.name,
@@ -167,7 +178,8 @@ def evaluate_pair(spec: ExperimentSpec, pair: Pair, mailbox_url: str | None, dat
     existing = db.get(database, db.PairRun, pid)
     if existing is not None:
         pair_row.submitted_at = existing.submitted_at
-    db.upsert(database, *rows, pair_row)
     data = record(pair_row, {e.feature: e.passed for e in rows if isinstance(e, db.Evaluation)})
-    write_json(paths.result, data)
+    if store is not None:
+        store.put_json(paths.result, data)
+    db.upsert(database, *rows, pair_row)
     return data

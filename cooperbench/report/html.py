@@ -22,6 +22,7 @@ import jinja2
 from ..errors import UserError
 from ..statuses import AgentStatus
 from ..store import db
+from ..store.backends import StoreError, read_url, size_of_url
 from . import plots, text
 from .rows import Rows, agent_cost, merge_outcome
 
@@ -52,13 +53,21 @@ def _cut(value: str) -> str:
     return value[:MAX_TEXT] + f"\n… ({len(value) - MAX_TEXT} more characters not shown)"
 
 
-def _tail(path: str | None) -> str:
-    if not path or not Path(path).is_file():
+def _tail(url: str | None) -> str:
+    """The end of a test log, read from the artifact store (wherever the worker wrote it)."""
+    if not url:
         return "(no log recorded)"
-    data = Path(path).read_text(errors="replace")
-    return (
-        data if len(data) <= MAX_TEXT else f"(first {len(data) - MAX_TEXT} characters not shown) …\n" + data[-MAX_TEXT:]
-    )
+    try:
+        size = size_of_url(url)
+        data = None if size is None else read_url(url, max(0, size - 4 * MAX_TEXT))
+    except StoreError as exc:
+        return f"(log not readable: {exc})"
+    if data is None:
+        return "(no log recorded)"
+    text = data.decode("utf-8", errors="replace")
+    if len(text) <= MAX_TEXT and len(data) == size:
+        return text
+    return f"(only the last {MAX_TEXT} characters of {size} bytes shown) …\n" + text[-MAX_TEXT:]
 
 
 def page_name(index: int, pair_key: str) -> str:
@@ -66,12 +75,14 @@ def page_name(index: int, pair_key: str) -> str:
 
 
 def _trajectory(run: db.AgentRun) -> list[dict]:
-    path = Path(run.trajectory_path) if run.trajectory_path else None
-    if path is None or not path.is_file() or path.stat().st_size > MAX_TRAJECTORY:
+    if not run.trajectory_path:
         return []
     try:
-        steps = json.loads(path.read_text(errors="replace")).get("trajectory", [])
-    except (ValueError, AttributeError):
+        size = size_of_url(run.trajectory_path)
+        if size is None or size > MAX_TRAJECTORY:
+            return []
+        steps = json.loads((read_url(run.trajectory_path) or b"{}").decode(errors="replace")).get("trajectory", [])
+    except (StoreError, ValueError, AttributeError):
         return []
     return [s for s in steps if isinstance(s, dict)]
 

@@ -1,65 +1,69 @@
-"""Where a pair's large artifacts go on disk: `PairPaths` owns every file name of a pair's folder.
+"""The names of the artifact store's objects: `PairPaths` owns every name of a pair's folder,
+`InputKeys` every name of what travels with an experiment.
 
-    logs/<experiment>/<repo>/task<id>/<f1-f2>/
+    <experiment>/<repo>/task<id>/<f1-f2>/
         <agent>.patch              the agent's captured patch (agent1, agent2, or solo)
         <agent>.trajectory.json    what the agent did, step by step
         messages.json              every message between the teammates, in order
         eval/feature<N>.log        each feature's test output on the merged tree
         result.json                the pair's result record (as `status --json` prints it)
+    .inputs/
+        tasks/<sha256>.tar         a task folder, as a tar of its sorted files (`data/inputs.py`)
+        configs/<sha256>           an agent config file
+        manifests/<sha256>.json    an experiment's inputs: its tasks' and agent config's hashes
 
-Nothing else spells these names: writers and readers ask a `PairPaths`.
+Names are keys of the store (`store/backends`), relative and '/'-separated: the same on a local
+folder and in a bucket. Nothing else spells these names: writers and readers ask these classes.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
+
+INPUTS = ".inputs"  # experiment names may not start with "." (ExperimentSpec), so none is this folder
 
 
 @dataclass(frozen=True)
 class PairPaths:
-    root: Path  # the pair's folder
+    root: str  # the pair's folder, a key prefix of the store
 
     @classmethod
-    def of(cls, logs: str | Path, experiment: str, pair_key: str) -> PairPaths:
-        return cls(Path(logs) / experiment / pair_key)
+    def of(cls, experiment: str, pair_key: str) -> PairPaths:
+        return cls(f"{experiment}/{pair_key}")
 
-    def patch(self, agent_id: str) -> Path:
-        return self.root / f"{agent_id}.patch"
+    def patch(self, agent_id: str) -> str:
+        return f"{self.root}/{agent_id}.patch"
 
-    def trajectory(self, agent_id: str) -> Path:
-        return self.root / f"{agent_id}.trajectory.json"
-
-    @property
-    def messages(self) -> Path:
-        return self.root / "messages.json"
+    def trajectory(self, agent_id: str) -> str:
+        return f"{self.root}/{agent_id}.trajectory.json"
 
     @property
-    def result(self) -> Path:
-        return self.root / "result.json"
+    def messages(self) -> str:
+        return f"{self.root}/messages.json"
 
     @property
-    def eval_dir(self) -> Path:
-        return self.root / "eval"
+    def result(self) -> str:
+        return f"{self.root}/result.json"
 
-    def eval_log(self, feature: int) -> Path:
-        return self.eval_dir / f"feature{feature}.log"
+    @property
+    def eval_dir(self) -> str:
+        return f"{self.root}/eval"
 
-
-def write_json(path: Path, data) -> str:
-    """Write `data` as JSON, whole or not at all (through a temporary file); returns the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
-    return str(path)
+    def eval_log(self, feature: int) -> str:
+        return f"{self.eval_dir}/feature{feature}.log"
 
 
-def write_text(path: Path, text: str) -> str:
-    """Write `text`, whole or not at all; returns the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
-    tmp.replace(path)
-    return str(path)
+class InputKeys:
+    """Content-addressed objects: the same content is one object, uploaded once, whoever sends it."""
+
+    @staticmethod
+    def task(sha: str) -> str:
+        return f"{INPUTS}/tasks/{sha}.tar"
+
+    @staticmethod
+    def config(sha: str) -> str:
+        return f"{INPUTS}/configs/{sha}"
+
+    @staticmethod
+    def manifest(sha: str) -> str:
+        return f"{INPUTS}/manifests/{sha}.json"

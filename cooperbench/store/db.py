@@ -38,6 +38,8 @@ class Experiment(SQLModel, table=True):
     git: bool = False
     messaging: bool = True
     dataset: str = ""
+    artifacts: str | None = None  # the artifact store its artifacts go to (a folder or a URL)
+    inputs: str | None = None  # the hash of the manifest of its travelling inputs (data/inputs.py), latest submit
     created_at: datetime = Field(default_factory=now)
 
 
