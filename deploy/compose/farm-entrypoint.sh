@@ -20,7 +20,7 @@ case "$role" in
     # running tasks get COOPERBENCH_SOFT_SHUTDOWN_TIMEOUT seconds, then go back to the queue
     # (acks_late) at once rather than after the broker's visibility timeout.
     export REMAP_SIGTERM="${REMAP_SIGTERM:-SIGQUIT}"
-    export COOPERBENCH_SOFT_SHUTDOWN_TIMEOUT="${COOPERBENCH_SOFT_SHUTDOWN_TIMEOUT:-45}"
+    export COOPERBENCH_SOFT_SHUTDOWN_TIMEOUT="${COOPERBENCH_SOFT_SHUTDOWN_TIMEOUT:-8}"  # under the engine's 10 s stop timeout
     exec celery -A cooperbench worker --loglevel "${LOGLEVEL:-INFO}" -c "${WORKER_CONCURRENCY:-2}" "$@" ;;
   flower)
     # Never an open dashboard: Flower's API can revoke tasks and shut workers down.

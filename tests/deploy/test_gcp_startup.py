@@ -65,7 +65,8 @@ def test_startup_script_makes_a_worker_that_runs_a_pair_and_hands_back_its_task_
     client = redis.Redis.from_url(redis_url)
     with MetadataServer(attributes) as metadata:
         started = podman(
-            "run", "-d", "--name", name, "--network", "host",
+            # a VM's root has every capability (bwrap needs them); host network: the test's Redis and PostgreSQL
+            "run", "-d", "--name", name, "--network", "host", "--privileged",
             "-e", f"GCE_METADATA_HOST={metadata.host}",
             "-v", f"{STARTUP}:/usr/local/sbin/cooperbench-startup:ro",
             "-v", f"{wheel.parent}:/wheels:ro",
