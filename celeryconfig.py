@@ -48,3 +48,7 @@ broker_transport_options = {
     "unacked_restore_throttle": _setting("restore_throttle"),
 }
 worker_concurrency = _setting("concurrency")
+# A stopping worker (REMAP_SIGTERM=SIGQUIT makes SIGTERM, e.g. a Spot VM's preemption, a cold
+# shutdown) lets running tasks go on this long, then cancels them: unacknowledged (acks_late),
+# they go straight back to the queue instead of waiting out the visibility timeout.
+worker_soft_shutdown_timeout = _setting("soft_shutdown_timeout")

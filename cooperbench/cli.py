@@ -553,5 +553,65 @@ def sandbox_gc(all_: bool) -> None:
     click.echo(f"removed {len(removed)} container(s)", err=True)
 
 
+@main.group("deploy")
+def deploy_group() -> None:
+    """Run a farm on more machines: a GCP worker fleet, the queue-depth metrics autoscalers read."""
+
+
+@deploy_group.command("gcp")
+@click.option("--project", required=True, help="GCP project id.")
+@click.option("--zone", required=True, help="Zone of the managed instance group, e.g. europe-west1-b.")
+@click.option("--size", type=int, required=True, help="Workers to start with.")
+@click.option("--machine-type", required=True, help="e.g. n2-standard-8.")
+@click.option("--name", default="cooperbench-workers", show_default=True, help="Instance group name.")
+@click.option("--spot", is_flag=True, help="Spot VMs (preemptible; their running tasks go back to the queue).")
+@click.option("--min-size", type=int, default=0, show_default=True, help="Autoscaler's lower bound.")
+@click.option("--max-size", type=int, default=None, help="Autoscaler's upper bound (default: --size).")
+@click.option("--pairs-per-worker", type=int, default=4, show_default=True, help="Queued agent tasks per VM.")
+@click.option("-j", "--concurrency", type=int, default=8, show_default=True, help="Worker processes per VM.")
+@click.option("--broker", default=None, help=f"Broker URL the VMs use (env {env_name('broker_url')}).")
+@click.option("--db", "db_url", default=None, help=f"Results database URL the VMs use (env {env_name('db_url')}).")
+@click.option("--source", required=True, help="What the VMs pip-install, e.g. git+https://host/cooperbench-farm@v1.")
+@click.option("--dataset-source", default=None, help="gs:// folder or https:// tarball copied to each VM at boot.")
+@click.option("--dataset-dir", default="/data/cooperbench/dataset", show_default=True, help="Dataset path on VMs.")
+@click.option("--startup-script", type=click.Path(dir_okay=False), default=None, help="Default: deploy/gcp/startup.sh.")
+@click.option("--apply", "apply_", is_flag=True, help="Run the gcloud commands (default: print them).")
+@friendly
+def deploy_gcp(broker, db_url, startup_script, apply_, **options):
+    """Print (or --apply) the gcloud commands for an autoscaled group of worker VMs."""
+    from .deploy import gcp
+
+    broker = settings.get("broker_url", broker)
+    db_url = settings.get("db_url", db_url) if (db_url or os.environ.get(env_name("db_url"))) else None
+    if not broker or not db_url:
+        raise UserError(
+            f"the VMs need the farm's broker and database: pass --broker and --db "
+            f"(or set {env_name('broker_url')} and {env_name('db_url')})"
+        )
+    extra = {"startup_script": Path(startup_script)} if startup_script else {}
+    fleet = gcp.Fleet(broker_url=broker, db_url=db_url, **options, **extra)
+    if apply_:
+        gcp.apply(fleet, say=lambda line: click.echo(line, err=True))
+    else:
+        click.echo(gcp.script(fleet))
+
+
+@deploy_group.command("queue-metrics")
+@click.option("--broker", default=None, help=f"Broker URL (env {env_name('broker_url')}).")
+@click.option("--port", type=int, default=9808, show_default=True)
+@click.option("--address", default="0.0.0.0", show_default=True)
+@friendly
+def deploy_queue_metrics(broker, port, address):
+    """Serve the broker's queue lengths as Prometheus metrics at http://ADDRESS:PORT/metrics."""
+    from .deploy import queue_metrics
+
+    url = settings.get("broker_url", broker)
+    if not url:
+        raise UserError(f"no broker configured: pass --broker or set {env_name('broker_url')}")
+    queue_metrics.serve(url, port, address)
+    click.echo(f"queue metrics at http://{address}:{port}/metrics", err=True)
+    threading.Event().wait()
+
+
 if __name__ == "__main__":
     main()

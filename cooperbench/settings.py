@@ -122,6 +122,14 @@ TABLE: tuple[Setting, ...] = (
         "Seconds before Redis hands an unacknowledged task to another worker; above the longest agent run.",
         "farm",
     ),
+    Setting(
+        "soft_shutdown_timeout",
+        float,
+        0.0,
+        "Seconds a stopping worker lets running tasks go on before it hands them back to the queue "
+        "(with REMAP_SIGTERM=SIGQUIT, SIGTERM does this; 0: Celery's default).",
+        "farm",
+    ),
     Setting("restore_interval", int, 10, "Seconds between a worker's looks for tasks of dead workers.", "farm"),
     Setting("restore_throttle", int, 10, "Seconds between two restores of unacknowledged tasks.", "farm"),
     Setting(

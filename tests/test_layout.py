@@ -10,7 +10,7 @@ from .conftest import ROOT
 
 PACKAGE = ROOT / "cooperbench"
 # Each room may import only rooms after it (docs/architecture.md, "The map").
-ORDER = ["cli", "api", "report", "farm", "pair", "experiment", "environments", "agents", "grading", "sandbox",
+ORDER = ["cli", "deploy", "api", "report", "farm", "pair", "experiment", "environments", "agents", "grading", "sandbox",
          "team", "data", "store", "settings", "statuses", "errors"]  # fmt: skip
 
 

@@ -1,0 +1,1 @@
+"""Deployment helpers: the queue-depth exporter autoscalers read, and the GCP worker fleet's gcloud commands."""
