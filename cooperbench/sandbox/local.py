@@ -178,6 +178,8 @@ class LocalSandbox:
         """Give the sandbox's user its writable folders (before a confined command, when the worker is root)."""
         if os.geteuid() != 0:
             return
+        if self.root.stat().st_uid != self.uid:  # its folder too (runners write next to the copy);
+            os.chown(self.root, self.uid, self.uid)  # not the harness folder in it, bound read-only
         for path in [*self._own_dirs, *self.shared]:
             try:
                 owner = path.lstat().st_uid

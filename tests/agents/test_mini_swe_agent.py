@@ -245,7 +245,7 @@ def test_wall_time_limit_stops_a_long_command(farm):
 
 def test_api_key_is_in_no_stored_artifact(farm):
     script = [
-        bash(f"echo {SECRET} > leaked.txt; echo {SECRET}; env | grep -c API_KEY", f"The key might be {SECRET}."),
+        bash(f"echo {SECRET}; env | grep -c API_KEY", f"The key might be {SECRET}."),
         Fail(401, f"Incorrect API key provided: {SECRET}."),
     ]
     with FakeOpenAI({"solo": script}) as fake:
@@ -254,7 +254,6 @@ def test_api_key_is_in_no_stored_artifact(farm):
     trajectory = _trajectory(row)
     assert "[REDACTED]\n0" in trajectory[-1]["content"]  # the sandbox never had the key in its environment
     assert "The key might be [REDACTED]." in trajectory[2]["content"]
-    assert "+[REDACTED]" in row.patch and "leaked.txt" in row.patch  # the copied key is not in the stored patch
     stored = [Path(farm["db"].removeprefix("sqlite:///"))] + [p for p in farm["logs"].rglob("*") if p.is_file()]
     assert len(stored) >= 3
     assert [p for p in stored if SECRET.encode() in p.read_bytes()] == []
@@ -391,3 +390,11 @@ def test_without_git_there_is_no_remote_section(farm):
     with FakeOpenAI({"solo": [SUBMIT]}) as fake:
         run(farm, make_spec(farm, fake))
     assert "remote named" not in fake.requests[0]["messages"][0]["content"]
+
+
+def test_a_key_copied_into_the_working_tree_is_not_in_the_stored_patch(farm):
+    with FakeOpenAI({"solo": [bash(f"echo {SECRET} > leaked.txt"), SUBMIT]}) as fake:
+        row = run(farm, make_spec(farm, fake))
+    assert row.status == "Submitted" and "leaked.txt" in row.patch and "+[REDACTED]" in row.patch
+    stored = [Path(farm["db"].removeprefix("sqlite:///"))] + [p for p in farm["logs"].rglob("*") if p.is_file()]
+    assert [p for p in stored if SECRET.encode() in p.read_bytes()] == []

@@ -47,9 +47,15 @@ def test_capture_runs_nothing_an_agent_planted_and_follows_no_link_out(world):
         assert "+    return 3" in patch and "+* filter=pwn diff=pwn" in patch  # the change, and the plant as data
         assert sorted(p.name for p in world.marks.iterdir()) == []
 
-        # the working copy swapped for a link to the worker's folder: the sandbox's folder is not the agent's
-        swap = f"mv repo repo.old && ln -s {world.workdir} repo && echo BREACH"
-        assert "BREACH" not in sandbox.exec(swap, timeout=30, cwd=str(Path(sandbox.repo_dir).parent)).output
+        # the working copy swapped for a link to the worker's folder: the capture, confined, finds nothing there
+        swap = f"mv repo repo.old && ln -s {world.workdir} repo"
+        sandbox.exec(swap, timeout=30, cwd=str(Path(sandbox.repo_dir).parent))
+        try:
+            stolen = capture.capture(sandbox)
+        except capture.CaptureError:
+            stolen = ""
+        assert KEY not in stolen
+        sandbox.exec("rm repo && mv repo.old repo", timeout=30, cwd=str(Path(sandbox.repo_dir).parent))
         # links inside it to the worker's .env: captured as links, never as the file's content
         sandbox.exec(f"ln -s {world.workdir}/.env env-link && ln -s {world.workdir} dir-link", timeout=30)
         stolen = capture.capture(sandbox)
