@@ -67,7 +67,7 @@ def test_a_thousand_pairs_end_to_end_on_postgresql(redis_url, tmp_path):
         try:
             t0 = time.monotonic()
             recs = api.run("thousand", agent="gold", setting="solo", broker=redis_url, db_url=database,
-                           dataset=str(tmp_path / "dataset"), logs=str(tmp_path / "logs"), timeout=600)  # fmt: skip
+                           dataset=str(tmp_path / "dataset"), logs=str(tmp_path / "logs"), timeout=1500)  # fmt: skip
             took = time.monotonic() - t0
         finally:
             for w in workers:
