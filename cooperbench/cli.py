@@ -574,6 +574,11 @@ def deploy_group() -> None:
 @click.option("--source", required=True, help="What the VMs pip-install, e.g. git+https://host/cooperbench-farm@v1.")
 @click.option("--dataset-source", default=None, help="gs:// folder or https:// tarball copied to each VM at boot.")
 @click.option("--dataset-dir", default="/data/cooperbench/dataset", show_default=True, help="Dataset path on VMs.")
+@click.option(
+    "--artifacts",
+    default=None,
+    help="The fleet's artifact store, gs://BUCKET/PREFIX; submit with --logs the same (default: a folder on each VM).",
+)
 @click.option("--startup-script", type=click.Path(dir_okay=False), default=None, help="Default: deploy/gcp/startup.sh.")
 @click.option("--apply", "apply_", is_flag=True, help="Run the gcloud commands (default: print them).")
 @friendly

@@ -23,7 +23,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .. import settings
 from ..errors import UserError
@@ -135,6 +135,23 @@ def _cached(kind: str, sha: str, make) -> Path:
     return final
 
 
+def _extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Unpack a task tar: only files and symlinks (links kept as links), every name inside `dest`
+    and none under a symlink. Checked here, as Python before 3.11.4 (Debian 12's) has no filters."""
+    members, links = tar.getmembers(), set()
+    for member in members:
+        name = PurePosixPath(member.name)
+        inside = not name.is_absolute() and ".." not in name.parts
+        if not inside or not (member.isreg() or member.issym()) or any(str(p) in links for p in name.parents):
+            raise UserError(f"a task tar holds {member.name!r}: not a file or symlink inside its folder")
+        if member.issym():
+            links.add(member.name)
+    if hasattr(tarfile, "tar_filter"):
+        tar.extractall(dest, members=members, filter="tar")
+    else:  # checked above
+        tar.extractall(dest, members=members)
+
+
 def manifest(store_url: str, sha: str) -> dict:
     def make(folder: Path) -> None:
         _fetch(store_url, InputKeys.manifest(sha), sha, folder / "manifest.json")
@@ -153,7 +170,7 @@ def task(store_url: str, manifest_sha: str, repo: str, task_id: int) -> Task:
         tar = folder / "task.tar"
         _fetch(store_url, InputKeys.task(sha), sha, tar)
         with tarfile.open(tar) as archive_file:
-            archive_file.extractall(folder / "dataset", filter="tar")  # names stay inside; links kept as links
+            _extract(archive_file, folder / "dataset")
         tar.unlink()
 
     return Dataset(_cached("tasks", sha, make) / "dataset").task(repo, task_id)

@@ -40,6 +40,7 @@ class Fleet:
     concurrency: int = 8
     dataset_source: str | None = None  # gs://... or https://...tar.gz copied to dataset_dir at boot
     dataset_dir: str = "/data/cooperbench/dataset"
+    artifacts: str | None = None  # the fleet's shared artifact store (gs://BUCKET/PREFIX); submit with --logs it
     disk_gb: int = 50
     startup_script: Path = STARTUP_SCRIPT
 
@@ -53,6 +54,8 @@ class Fleet:
         }
         if self.dataset_source:
             values["dataset-source"] = self.dataset_source
+        if self.artifacts:
+            values["logs-dir"] = self.artifacts
         return {METADATA_PREFIX + k: v for k, v in values.items()}
 
 

@@ -19,7 +19,7 @@ class CaptureError(Exception):
     """The agent's working tree could not be captured (it made it unreadable to git): its own outcome."""
 
 
-OUT = "/tmp/cooperbench-capture"  # where the capture writes, in the sandbox's own /tmp
+OUT = "cooperbench-capture"  # where the capture writes, in the sandbox's own temporary folder
 
 
 def prepare(sandbox: Sandbox) -> None:
@@ -43,19 +43,21 @@ def capture(sandbox: Sandbox) -> str:
     It runs confined, as the agent's commands do: the working tree is the agent's, and
     whatever it planted there (attributes, a symlinked tree, a `.gitconfig` in its home) acts
     with the agent's own rights only. The harness's snapshot is copied, never written."""
-    out = shlex.quote(OUT)
-    gd = f"{OUT}/base.git"
-    g = f"GIT_INDEX_FILE={gd}/capture.index git --git-dir={gd} --work-tree={shlex.quote(sandbox.repo_dir)}"
+    where = f"{sandbox.tmp_dir}/{OUT}"
+    out = shlex.quote(where)
+    gd = shlex.quote(f"{where}/base.git")
+    index = shlex.quote(f"{where}/base.git/capture.index")
+    g = f"GIT_INDEX_FILE={index} git --git-dir={gd} --work-tree={shlex.quote(sandbox.repo_dir)}"
     script = (
         f"rm -rf {out} && mkdir -p {out} && cp -r {shlex.quote(sandbox.files_dir)}/base.git {gd} && "
         f"mkdir -p {shlex.quote(sandbox.repo_dir)} && cd {shlex.quote(sandbox.repo_dir)} && "
         f"{g} read-tree HEAD && {g} add -A && "
-        f"{g} diff --cached --binary --no-color --no-ext-diff HEAD > {OUT}/patch"
+        f"{g} diff --cached --binary --no-color --no-ext-diff HEAD > {out}/patch"
     )
     result = sandbox.exec(script, timeout=600, cwd=sandbox.files_dir)
     if result.exit_code != 0:
         raise CaptureError(f"cannot capture the agent's patch: {result.output.strip()[-300:]}")
     try:
-        return sandbox.read_file(f"{OUT}/patch").decode("utf-8", "surrogateescape")
+        return sandbox.read_file(f"{where}/patch").decode("utf-8", "surrogateescape")
     except (SandboxError, OSError, ValueError) as exc:  # replaced by something else than the file git wrote
         raise CaptureError(f"cannot read the agent's captured patch: {exc}") from exc

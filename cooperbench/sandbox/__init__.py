@@ -96,6 +96,7 @@ class SandboxError(RuntimeError):
 class Sandbox(Protocol):
     repo_dir: str  # the task repository, as paths inside the sandbox name it
     files_dir: str  # a harness-owned folder in the sandbox for patches and scripts
+    tmp_dir: str  # the sandbox's own temporary folder, as its confined commands name it
 
     def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult:
         """Run `command` with bash in the sandbox, `cwd` defaulting to `repo_dir`.

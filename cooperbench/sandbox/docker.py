@@ -104,6 +104,7 @@ def _host_lock(name: str):
 class DockerSandbox:
     repo_dir = images.REPO_DIR
     files_dir = images.FILES_DIR
+    tmp_dir = "/tmp"
 
     def __init__(self, client, container, limits: Limits | None = None):
         self.limits = limits or Limits()

@@ -137,6 +137,8 @@ class LocalSandbox:
         self.tmp = root / "tmp"
         self.hidden = hidden
         self.use_bwrap = use_bwrap
+        # confined, its commands see their own folder at /tmp; unconfined (no bwrap), its real path
+        self.tmp_dir = "/tmp" if use_bwrap else str(self.tmp)
         self.uid = uid if uid is not None else sandbox_uid(None)
         self.limits = limits or Limits()
         self.network = bool(environment and environment.preparing)
@@ -204,6 +206,8 @@ class LocalSandbox:
         cwd = cwd or self.repo_dir
         start = time.monotonic()
         env = {**_command_env(self.home), **self.variables}
+        if not self.use_bwrap:
+            env["TMPDIR"] = str(self.tmp)
         if not confined:
             env.update(HARNESS_GIT)
         elif self.use_bwrap:
@@ -256,10 +260,10 @@ class LocalSandbox:
         return ExecResult(code, output, time.monotonic() - start, timed_out, limit)
 
     def _path(self, path: str) -> Path:
-        """A path as commands name it, on this machine (the sandbox's /tmp is its own folder)."""
+        """A path as commands name it, on this machine (a confined command's /tmp is its own folder)."""
         if Path(path).is_relative_to(self.root):  # bound at its own path inside (even under /tmp)
             return Path(path)
-        if path == "/tmp" or path.startswith("/tmp/"):
+        if self.use_bwrap and (path == "/tmp" or path.startswith("/tmp/")):
             return self.tmp / path[len("/tmp/") :] if path != "/tmp" else self.tmp
         return Path(path)
 

@@ -44,6 +44,7 @@ def _memory_mib(value: str | None) -> int | None:
 class ModalSandbox:
     repo_dir = images.REPO_DIR
     files_dir = images.FILES_DIR
+    tmp_dir = "/tmp"
 
     def __init__(self, sb):
         self.sb = sb

@@ -9,7 +9,8 @@
 #   cooperbench-concurrency     worker processes (default: the VM's CPUs, at least 2)
 #   cooperbench-dataset-dir     the dataset's path on the VM, as submitters name it (default /data/cooperbench/dataset)
 #   cooperbench-dataset-source  gs://bucket/folder or https://...tar.gz copied there when missing (optional)
-#   cooperbench-logs-dir        artifacts folder (default /data/cooperbench/logs; shared storage for a fleet)
+#   cooperbench-logs-dir        the artifact store: gs://BUCKET/PREFIX, shared by the fleet and its submitters
+#                               (`deploy gcp --artifacts`), or a folder (default /data/cooperbench/logs)
 #   cooperbench-soft-shutdown   seconds running tasks get at shutdown before going back to the queue (default 20)
 #   cooperbench-env             extra KEY=VALUE lines for the worker's environment (API keys...) (optional)
 # from the metadata server (GCE_METADATA_HOST overrides its host[:port], as in Google's libraries).
@@ -84,13 +85,17 @@ fi
 [ -d "$DATASET_DIR" ] || log "warning: no dataset at $DATASET_DIR"
 
 # 4. The worker's environment (secrets: readable by root only).
-mkdir -p /etc/cooperbench /var/lib/cooperbench "$LOGS_DIR"
+mkdir -p /etc/cooperbench /var/lib/cooperbench
+case "$LOGS_DIR" in
+  *://*) STORE_LINES="COOPERBENCH_ARTIFACTS=$LOGS_DIR"$'\n'"COOPERBENCH_LOGS=/var/lib/cooperbench/logs" ;;  # a bucket
+  *) mkdir -p "$LOGS_DIR"; STORE_LINES="COOPERBENCH_LOGS=$LOGS_DIR" ;;
+esac
 umask 077
 cat > "$ENV_FILE" <<ENV
 COOPERBENCH_BROKER_URL=$BROKER_URL
 COOPERBENCH_DB_URL=$DB_URL
 COOPERBENCH_DATASET=$DATASET_DIR
-COOPERBENCH_LOGS=$LOGS_DIR
+$STORE_LINES
 COOPERBENCH_CACHE=/var/lib/cooperbench/cache
 COOPERBENCH_CONCURRENCY=$CONCURRENCY
 COOPERBENCH_SOFT_SHUTDOWN_TIMEOUT=$SOFT_SHUTDOWN

@@ -92,3 +92,35 @@ def test_a_tampered_object_is_refused_and_nothing_is_cached(store_url, dataset_c
     with pytest.raises(StoreError, match="does not match its hash"):
         travel.task(store_url, sha, task.repo, task.task_id)
     assert not list((travel.cache_root() / "tasks").iterdir())
+
+
+@pytest.mark.parametrize("member", ["memkv_task/task2/link/evil", "memkv_task/task2/../../evil", "/evil"])
+def test_a_task_tar_writing_outside_its_folder_is_refused(member, tmp_path, monkeypatch):
+    """A hand-made tar under its true hash (a hostile submitter): a name through a symlink, with
+    `..` or absolute is refused before anything is unpacked, on every Python (Debian 12's too)."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    store_url, outside = str(tmp_path / "store"), tmp_path / "outside"
+    outside.mkdir()
+    tar_path = tmp_path / "task.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        link = tarfile.TarInfo("memkv_task/task2/link")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        tar.addfile(link)
+        evil = tarfile.TarInfo(member)
+        evil.size = 4
+        tar.addfile(evil, io.BytesIO(b"evil"))
+    task_sha = hashlib.sha256(tar_path.read_bytes()).hexdigest()
+    store = open_store(store_url)
+    store.put_file(InputKeys.task(task_sha), tar_path)
+    manifest = json.dumps({"tasks": {"memkv_task/task2": task_sha}, "agent_config": None}, sort_keys=True).encode()
+    manifest_sha = hashlib.sha256(manifest).hexdigest()
+    store.put_bytes(InputKeys.manifest(manifest_sha), manifest)
+    _another_machine(monkeypatch, tmp_path, "worker")
+    with pytest.raises(UserError, match="not a file or symlink inside its folder"):
+        travel.task(store_url, manifest_sha, "memkv_task", 2)
+    assert not list(outside.iterdir()) and not (tmp_path / "evil").exists()
+    assert not list((travel.cache_root() / "tasks").iterdir())

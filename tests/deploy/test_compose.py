@@ -24,7 +24,6 @@ from .containers import base_image, needs_podman, podman_env
 
 pytestmark = [needs_podman, pytest.mark.timeout(2400)]
 COMPOSE_FILE = ROOT / "deploy" / "compose" / "compose.yaml"
-LOGS_DIR = "/data/cooperbench/logs"  # the workers' shared volume; the submitter's --logs
 
 
 def free_port() -> int:
@@ -61,6 +60,8 @@ def deployment(tmp_path_factory):
         f"REDIS_PASSWORD={passwords['redis']}\nPOSTGRES_PASSWORD={passwords['postgres']}\n"
         f"FLOWER_BASIC_AUTH=admin:{passwords['flower']}\nWORKER_CONCURRENCY=2\nCOOPERBENCH_GOLD_WAIT=15\n"
     )
+    logs_dir = tmp / "logs"  # the artifact store: this host's folder, the workers' too (same path)
+    logs_dir.mkdir()
     ports = {k: free_port() for k in ("REDIS_PORT", "POSTGRES_PORT", "FLOWER_PORT", "EXPORTER_PORT")}
     env = {
         **podman_env(),
@@ -68,7 +69,7 @@ def deployment(tmp_path_factory):
         "BASE_IMAGE": base_image(),
         "FARM_ENV": str(env_file),
         "DATASET_DIR": str(DATASET),
-        "LOGS_DIR": LOGS_DIR,
+        "LOGS_DIR": str(logs_dir),
         "WORKERS": "2",
     }
     project = f"cbtest{uuid.uuid4().hex[:6]}"
@@ -102,6 +103,7 @@ def deployment(tmp_path_factory):
             "flower_auth": ("admin", passwords["flower"]),
             "exporter": f"http://127.0.0.1:{ports['EXPORTER_PORT']}/metrics",
             "logs": logs,
+            "store": str(logs_dir),
         }
         yield info
     finally:
@@ -134,7 +136,7 @@ def test_a_gold_experiment_submitted_from_outside_lands_in_postgres_and_flower(d
     name = f"compose-{uuid.uuid4().hex[:6]}"
     submitted = run_cli(
         "submit", "-n", name, "-a", "gold", "-s", "lite", "--wait", "--json",
-        "--broker", d["broker"], "--db", d["db"], "--dataset", str(DATASET), "--logs", LOGS_DIR,
+        "--broker", d["broker"], "--db", d["db"], "--dataset", str(DATASET), "--logs", d["store"],
         timeout=900,
     )  # fmt: skip
     assert submitted.returncode == 0, submitted.stderr[-3000:] + d["logs"]()

@@ -23,7 +23,9 @@ FLEET = [
 
 
 def test_deploy_gcp_prints_template_group_and_autoscaling():
-    out = run_cli(*FLEET, "--spot", "--max-size", "20", "--dataset-source", "gs://bucket/dataset")
+    out = run_cli(*FLEET, "--spot", "--max-size", "20", "--dataset-source", "gs://bucket/dataset",
+        "--artifacts", "gs://bucket/farm",
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     template, group, autoscale = [shlex.split(line) for line in out.stdout.strip().splitlines()]
     assert template[:5] == ["gcloud", "compute", "instance-templates", "create", "cooperbench-workers-template"]
@@ -38,6 +40,7 @@ def test_deploy_gcp_prints_template_group_and_autoscaling():
         "cooperbench-concurrency": "8",
         "cooperbench-dataset-dir": "/data/cooperbench/dataset",
         "cooperbench-dataset-source": "gs://bucket/dataset",
+        "cooperbench-logs-dir": "gs://bucket/farm",
     }
     assert group[4:6] == ["create", "cooperbench-workers"] and group[group.index("--size") + 1] == "3"
     assert group[group.index("--zone") + 1] == "europe-west1-b"

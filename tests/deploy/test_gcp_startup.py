@@ -24,7 +24,6 @@ from .metadata_server import MetadataServer
 pytestmark = [needs_podman, pytest.mark.timeout(2400)]
 STARTUP = ROOT / "deploy" / "gcp" / "startup.sh"
 VM_CACHE = Path("/var/tmp/cooperbench-test-vm-cache")  # pip and uv caches kept across runs
-VM_LOGS = "/data/cooperbench/logs"
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +47,19 @@ def first_pair(repo: str) -> dict:
 
 
 def test_startup_script_makes_a_worker_that_runs_a_pair_and_hands_back_its_task_on_sigterm(
-    redis_url, postgres_url, wheel, tmp_path
+    redis_url, postgres_url, wheel, tmp_path, emulator
 ):
     VM_CACHE.mkdir(parents=True, exist_ok=True)
+    store = f"gs://{emulator.bucket}/vm-{uuid.uuid4().hex[:6]}"  # the fleet's bucket: submitter and VMs share it
     attributes = {
         "cooperbench-broker-url": redis_url,
         "cooperbench-db-url": postgres_url,
         "cooperbench-source": f"/wheels/{wheel.name}",
         "cooperbench-concurrency": "1",  # one slot: a coop pair's second agent waits in the queue
         "cooperbench-dataset-dir": str(DATASET),
-        "cooperbench-logs-dir": VM_LOGS,
+        "cooperbench-logs-dir": store,
         "cooperbench-soft-shutdown": "3",
-        "cooperbench-env": "COOPERBENCH_GOLD_WAIT=5",
+        "cooperbench-env": f"COOPERBENCH_GOLD_WAIT=5\nSTORAGE_EMULATOR_HOST={emulator.host}",
     }
     name = f"cooperbench-test-vm-{uuid.uuid4().hex[:6]}"
     client = redis.Redis.from_url(redis_url)
@@ -101,7 +101,7 @@ def test_startup_script_makes_a_worker_that_runs_a_pair_and_hands_back_its_task_
             done = run_cli(
                 "submit", "-n", solo, "--setting", "solo", "-a", "gold", "-r", pair["repo"],
                 "-t", str(pair["task_id"]), "-f", features, "--wait", "--json",
-                "--broker", redis_url, "--db", postgres_url, "--dataset", str(DATASET), "--logs", VM_LOGS,
+                "--broker", redis_url, "--db", postgres_url, "--dataset", str(DATASET), "--logs", store,
                 timeout=600,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr[-3000:] + logs()
@@ -113,11 +113,10 @@ def test_startup_script_makes_a_worker_that_runs_a_pair_and_hands_back_its_task_
 
             # 3. a coop pair: its first agent runs (waiting for its teammate), the second is queued
             coop = f"vm-coop-{uuid.uuid4().hex[:6]}"
-            host_logs = tmp_path / "logs"
             queued = run_cli(
                 "submit", "-n", coop, "-a", "gold", "-r", pair["repo"], "-t", str(pair["task_id"]),
                 "-f", features, "--broker", redis_url, "--db", postgres_url, "--dataset", str(DATASET),
-                "--logs", str(host_logs),
+                "--logs", store,
             )  # fmt: skip
             assert queued.returncode == 0, queued.stderr
             deadline = time.monotonic() + 120

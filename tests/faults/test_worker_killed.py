@@ -135,7 +135,7 @@ def test_worker_killed_mid_evaluation(redis_url, tmp_path, dataset_copy):
     finally:
         second.stop()
     (rec,) = api.status("killed-eval", db_url=database)
-    assert rec["both_passed"] and rec["error"] is None
+    assert rec["both_passed"] and rec["error"] is None, rec
     assert _rows(database, "killed-eval")["Evaluation"] == [
         "killed-eval|memkv_task/task2/f1-f3|1",
         "killed-eval|memkv_task/task2/f1-f3|3",
