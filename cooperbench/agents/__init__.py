@@ -75,6 +75,9 @@ def partial_result(exc: BaseException) -> AgentResult | None:
 
 class Agent(Protocol):
     name: str
+    # False: the agent runs nothing of the project's (it applies or writes patches only), so its
+    # sandbox gets no copy of the task environment and no installed project; missing: True
+    uses_environment: bool
 
     def run(self, ctx: AgentContext) -> AgentResult:
         """Work on `ctx.features` in `ctx.sandbox` and say how the run ended.

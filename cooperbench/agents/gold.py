@@ -31,6 +31,7 @@ def _apply(ctx: AgentContext, patch: str, name: str) -> tuple[bool, str]:
 
 class GoldAgent:
     name = "gold"
+    uses_environment = False  # runs none of the project's code: no environment to copy or install
 
     def run(self, ctx: AgentContext) -> AgentResult:
         trajectory: list[dict] = []

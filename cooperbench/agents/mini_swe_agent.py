@@ -52,6 +52,7 @@ def from_teammates(messages: list[Message]) -> int:
 
 
 class MiniSweAgent:
+    uses_environment = True  # it runs the project's tests: the task environment, the project installed
     name = "mini_swe_agent"
     default_model = DEFAULT_MODEL
 

@@ -6,6 +6,7 @@ from . import AgentContext, AgentResult
 
 class NopAgent:
     name = "nop"
+    uses_environment = False  # runs none of the project's code: no environment to copy or install
 
     def run(self, ctx: AgentContext) -> AgentResult:
         return AgentResult(status=AgentStatus.SUBMITTED, steps=0)

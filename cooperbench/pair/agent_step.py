@@ -136,7 +136,10 @@ def run_agent(
             else None
         )
         environment, setup = None, None
-        if (prepared := ensure_environment(task, spec.backend)) is not None:
+        # checked for every agent (a task that cannot be prepared is an infrastructure error);
+        # given to the agents that run the project's code
+        prepared = ensure_environment(task, spec.backend)
+        if prepared is not None and getattr(agent, "uses_environment", True):
             environment, setup = for_agent(task, prepared)
         extra = {"team_remote": str(remote)} if remote else {}
         if environment is not None:
