@@ -136,16 +136,18 @@ def _cached(kind: str, sha: str, make) -> Path:
 
 
 def _extract(tar: tarfile.TarFile, dest: Path) -> None:
-    """Unpack a task tar: only files and symlinks (links kept as links), every name inside `dest`
-    and none under a symlink. Checked here, as Python before 3.11.4 (Debian 12's) has no filters."""
-    members, links = tar.getmembers(), set()
+    """Unpack a task tar: only files and symlinks (links kept as links), every name inside `dest`,
+    once, and none under a symlink. Checked here, as Python before 3.11.4 (Debian 12's) has no
+    filters, and no filter stops a file written through a link of the same name."""
+    members, links, seen = tar.getmembers(), set(), set()
     for member in members:
         name = PurePosixPath(member.name)
-        inside = not name.is_absolute() and ".." not in name.parts
+        inside = not name.is_absolute() and ".." not in name.parts and str(name) not in seen
         if not inside or not (member.isreg() or member.issym()) or any(str(p) in links for p in name.parents):
             raise UserError(f"a task tar holds {member.name!r}: not a file or symlink inside its folder")
+        seen.add(str(name))
         if member.issym():
-            links.add(member.name)
+            links.add(str(name))
     if hasattr(tarfile, "tar_filter"):
         tar.extractall(dest, members=members, filter="tar")
     else:  # checked above
