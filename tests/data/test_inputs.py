@@ -3,8 +3,12 @@ content hash, to a worker that has no copy of them (on a local folder store and 
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -100,11 +104,6 @@ def test_a_tampered_object_is_refused_and_nothing_is_cached(store_url, dataset_c
 def test_a_task_tar_writing_outside_its_folder_is_refused(member, tmp_path, monkeypatch):
     """A hand-made tar under its true hash (a hostile submitter): a name through a symlink, a file
     over a symlink, with `..` or absolute is refused before anything is unpacked, on every Python."""
-    import hashlib
-    import io
-    import json
-    import tarfile
-
     store_url, outside = str(tmp_path / "store"), tmp_path / "outside"
     outside.mkdir()
     tar_path = tmp_path / "task.tar"

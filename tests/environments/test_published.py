@@ -95,9 +95,7 @@ def test_gold_solo_passes_click_pairs_offline(published, tmp_path):
     if not every:  # the same task folders (the same prepared environments) with a subset naming the pairs
         dataset = tmp_path / "dataset"
         shutil.copytree(published / CLICK, dataset / CLICK)
-        features: dict[int, list[int]] = {}
-        for p in Dataset(published).pairs(repo=CLICK):
-            features[p.task_id] = sorted({*features.get(p.task_id, []), *p.features})
+        features = {t.task_id: sorted(t.features) for t in Dataset(published).tasks if t.repo == CLICK}
         cover = [{"repo": CLICK, "task_id": t, "pairs": covering_pairs(f)} for t, f in sorted(features.items())]
         (dataset / "subsets").mkdir()
         (dataset / "subsets" / "cover.json").write_text(json.dumps({"name": "cover", "tasks": cover}))
