@@ -1,7 +1,8 @@
-"""Submitting an experiment: which pairs still need work, one Celery chord per pair, and waiting.
+"""Submitting an experiment: which pairs still need work, one Celery workflow per pair, and waiting.
 
-Each coop pair is `chord([agent task per feature], evaluate task)`; a solo pair is a chord
-of one agent task. Pairs already done are left alone (unless forced), so running the same
+Each coop pair is `chord([agent task per feature], evaluate task)`; a solo pair, with one agent
+task, is the same shape without the join: `chain(agent task, evaluate task)` (no chord counter
+to keep, half the broker work of a chord of one). Pairs already done are left alone (unless forced), so running the same
 experiment again resumes it; pairs still queued or running (their marker, `inflight.py`) are
 waited for, never sent twice (`--force` cancels them).
 """
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from celery import chord, states
+from celery import chain, chord, states
 
 from ..data.dataset import Pair
 from ..errors import UserError
@@ -26,7 +27,7 @@ from ..team.mailbox import connect
 from . import inflight
 from .tasks import AGENT_TASK, EVALUATE_TASK
 
-BATCH = 500  # chords sent on one broker connection
+BATCH = 500  # workflows sent on one broker connection
 
 
 def register(spec: ExperimentSpec, database: str) -> None:
@@ -147,11 +148,14 @@ def _reset(spec: ExperimentSpec, todo: list[Pair], database: str, force: bool, c
 
 
 def signature(app, spec: ExperimentSpec, pair: Pair, evaluation_id: str | None = None):
-    """The pair's chord: one agent task per agent, then the evaluation; named for Flower.
+    """The pair's workflow: one agent task per agent, then the evaluation; named for Flower.
 
-    The agent tasks store no result in the backend (the chord still counts them; their rows
-    are in the database); the evaluation's result is what `wait` reads, in bulk. The evaluation's
-    id is the pair's claim (`inflight.py`), the agents' ids follow from it."""
+    A chord when agents must all end before the evaluation, a chain when there is one: a failed
+    agent task fails the evaluation either way (Celery marks the chord's body, or the chain's
+    next task, failed), which `wait` records as an infrastructure error. The agent tasks store
+    no result but a failure in the backend (the chord still counts them; their rows are in the
+    database); the evaluation's result is what `wait` reads, in bulk. The evaluation's id is
+    the pair's claim (`inflight.py`), the agents' ids follow from it."""
     evaluation_id = evaluation_id or inflight.new_id()
     spec_json, pair_json = spec.to_json(), pair.to_json()
     header = [
@@ -166,13 +170,13 @@ def signature(app, spec: ExperimentSpec, pair: Pair, evaluation_id: str | None =
     body = app.signature(EVALUATE_TASK, args=(spec_json, pair_json), immutable=True).set(
         argsrepr=repr((spec.name, pair.key, "evaluate")), kwargsrepr="{}", task_id=evaluation_id
     )
-    return chord(header, body, app=app)
+    return chain(header[0], body, app=app) if len(header) == 1 else chord(header, body, app=app)
 
 
 def send(app, spec: ExperimentSpec, pairs: list[Pair], ids: dict[Pair, str] | None = None) -> dict[Pair, str]:
-    """Send the pairs' chords, `BATCH` on each broker connection taken from the pool; returns pair -> id
+    """Send the pairs' workflows, `BATCH` on each broker connection taken from the pool; returns pair -> id
     of its evaluation task. (Threads sending batches at once were measured no faster: Celery's own work
-    per chord, under the GIL, dominates the round trips.)"""
+    per workflow, under the GIL, dominates the round trips.)"""
     ids = ids or {}
     sent = {}
     for i in range(0, len(pairs), BATCH):

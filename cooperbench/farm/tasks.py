@@ -64,5 +64,7 @@ def evaluation_task(self, spec: dict, pair: dict) -> dict:
 def register(app) -> None:
     from . import leases  # noqa: F401 - its signal handlers give every worker a lease and a reaper
 
-    app.task(name=AGENT_TASK, bind=True)(agent_task)
+    # An agent task stores no result, but its failure is stored: that is what fails the evaluation
+    # chained after it (a solo pair's chain) instead of leaving it never sent and `wait` waiting.
+    app.task(name=AGENT_TASK, bind=True, store_errors_even_if_ignored=True)(agent_task)
     app.task(name=EVALUATE_TASK, bind=True)(evaluation_task)

@@ -6,6 +6,7 @@ from sqlalchemy import update
 
 from cooperbench import api
 from cooperbench.farm import submit as workflow
+from cooperbench.farm.app import create_app
 from cooperbench.farm.embedded import private_redis
 from cooperbench.statuses import PairStatus
 from cooperbench.store import db
@@ -62,3 +63,41 @@ def test_a_pair_in_flight_is_not_planned_again_and_force_says_it_cancels_it(data
         forced = workflow.plan(spec, pairs, database, True, url)
         assert forced.cancelled == first.ids and forced.todo == pairs and forced.ids != first.ids
         assert client.get(PairKeys(spec.name, pairs[0].key).submitted).decode() == forced.ids[pairs[0]]
+
+
+def test_a_pair_whose_agent_task_fails_is_recorded_as_an_infrastructure_error(redis_url, dataset_dir, tmp_path):
+    """Solo pairs are sent as a chain (agent, then evaluation), coop pairs as a chord: in both, an agent
+    task that fails in the worker (here: a message whose spec it cannot read) fails the evaluation
+    too, so `wait` records the pair as the farm's error instead of waiting for ever (a coop pair once
+    the teammate, whose partner never started, has ended too)."""
+    from ..conftest import Worker
+
+    database = f"sqlite:///{tmp_path / 'failed.db'}"
+    worker = Worker(redis_url, database, tmp_path / "worker.log", concurrency=2)
+    app = create_app(redis_url)
+    try:
+        for setting in ("solo", "coop"):
+            ds, pairs = api.select_pairs(str(dataset_dir), repo="memkv_task", features=(1, 3))
+            spec = api.make_spec(
+                f"failed-{setting}",
+                ds,
+                agent="gold",
+                setting=setting,
+                logs=str(tmp_path / "logs"),
+                team_start_timeout=5,
+            )
+            planned = workflow.plan(spec, pairs, database, False, redis_url)
+            pair = planned.todo[0]
+            sig = workflow.signature(app, spec, pair, planned.ids[pair])
+            agents = [sig.tasks[0]] if setting == "solo" else list(sig.tasks)
+            assert len(agents) == (1 if setting == "solo" else 2)
+            agents[0].args = ({"not": "a spec"}, *agents[0].args[1:])
+            sig.apply_async()
+            (record,) = workflow.wait(app, spec, {pair: planned.ids[pair]}, database, timeout=120)
+            assert record["status"] == "error" and record["error_kind"] == "infra", record
+            assert record["error"].startswith("pair workflow failed"), record
+            assert not db.query(database, db.Evaluation, experiment=spec.name)  # nothing was graded
+    finally:
+        workflow.release(app)
+        app.close()
+        worker.stop()
