@@ -63,13 +63,26 @@ class EnvState:
     path: str | None = None
 
 
+_keys: dict[Path, tuple[tuple, str]] = {}  # task folder -> (what its files looked like, their key)
+
+
 def task_key(task: Task) -> str:
-    """A hash of every file of the task folder (names and contents): a changed task is prepared anew."""
+    """A hash of every file of the task folder (names and contents): a changed task is prepared anew.
+
+    Hashed once per process while the files stay as they were (same names, sizes, modification
+    times and inodes): every agent and evaluation step of the task asks for it."""
+    files = sorted(p for p in task.path.rglob("*") if p.is_file() or p.is_symlink())
+    seen = tuple((p, (i := p.lstat()).st_size, i.st_mtime_ns, i.st_ino) for p in files)
+    cached = _keys.get(task.path)
+    if cached is not None and cached[0] == seen:
+        return cached[1]
     digest = hashlib.sha256()
-    for path in sorted(p for p in task.path.rglob("*") if p.is_file() or p.is_symlink()):
+    for path in files:
         rel = path.relative_to(task.path).as_posix()
         digest.update(rel.encode() + b"\0" + read_task_file(task.path, rel) + b"\0")
-    return digest.hexdigest()[:16]
+    key = digest.hexdigest()[:16]
+    _keys[task.path] = (seen, key)
+    return key
 
 
 def root(backend: str) -> Path:

@@ -50,6 +50,7 @@ class FeatureOutcome:
 
 
 UNION_FAILED = "union merge failed"  # the error of a pair whose conflicts even the union merge left
+_HARNESS_STEP_FAILED = 97  # a harness step of a combined command failed (not the agent's patch)
 
 
 @dataclass
@@ -98,13 +99,19 @@ def apply_on_branch(sandbox: Sandbox, name: str, patch: str) -> str:
         return failed(rejected)
     path = shlex.quote(f"{sandbox.files_dir}/{name}.patch")
     sandbox.write_file(f"{sandbox.files_dir}/{name}.patch", patch.encode("utf-8", "surrogateescape"))
-    _must(sandbox, f"git checkout -q -B cb-{name} cb-base")
-    code, out = _sh(sandbox, f"git apply --index {path} || git apply --3way {path}")
+    # one command: the branch (a harness failure), the patch (the agent's), the commit (a harness failure)
+    code, out = _sh(
+        sandbox,
+        f"git checkout -q -B cb-{name} cb-base || exit {_HARNESS_STEP_FAILED}; "
+        f"git apply --index {path} || git apply --3way {path} || exit 1; "
+        f"git commit -q --no-verify --allow-empty -m {shlex.quote(name)} || exit {_HARNESS_STEP_FAILED}",
+    )
+    if code == _HARNESS_STEP_FAILED:
+        raise SandboxError(f"harness command failed (branch cb-{name}): {out.strip()[-300:]}")
     if code != 0:
         _sh(sandbox, "git reset -q --hard && git checkout -q cb-base")
         errors = [line for line in out.splitlines() if line.startswith("error:")] or out.strip().splitlines()[-1:]
         return failed(f"patch from {name} does not apply: {(errors or ['git apply failed'])[-1][:300]}")
-    _must(sandbox, f"git commit -q --no-verify --allow-empty -m {shlex.quote(name)}")
     return PatchState.APPLIED
 
 
@@ -184,8 +191,8 @@ def run_in_fresh_sandbox(
         if change.strip():
             sandbox.write_file(f"{sandbox.files_dir}/change.patch", change.encode("utf-8", "surrogateescape"))
             path = shlex.quote(f"{sandbox.files_dir}/change.patch")
-            _must(sandbox, f"git update-index -q --refresh; git apply --index {path}")
-            _must(sandbox, "git commit -q --no-verify -m change")
+            commit = "git commit -q --no-verify -m change"
+            _must(sandbox, f"git update-index -q --refresh; git apply --index {path} && {commit}")
         return run_feature_tests(sandbox, task, feature, extra_patch=extra_patch, timeout=timeout)
     finally:
         sandbox.close()

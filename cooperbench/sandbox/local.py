@@ -182,13 +182,16 @@ class LocalSandbox:
             return
         if self.root.stat().st_uid != self.uid:  # its folder too (runners write next to the copy);
             os.chown(self.root, self.uid, self.uid)  # not the harness folder in it, bound read-only
+        stale = []
         for path in [*self._own_dirs, *self.shared]:
             try:
                 owner = path.lstat().st_uid
             except FileNotFoundError:
                 continue
             if owner != self.uid:  # made or replaced by the harness since: hand it over again
-                subprocess.run(["chown", "-hR", f"{self.uid}:{self.uid}", str(path)], check=True)
+                stale.append(str(path))
+        if stale:  # one process for all of them
+            subprocess.run(["chown", "-hR", f"{self.uid}:{self.uid}", "--", *stale], check=True)
 
     def _argv(self, command: str, cwd: str, confined: bool) -> list[str]:
         if not (confined and self.use_bwrap):
