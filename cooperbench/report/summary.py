@@ -33,7 +33,9 @@ def denominator(frame: pd.DataFrame) -> dict:
     return {
         "pairs": int(len(frame)),
         "scored": int(len(scored)),
-        "infra_errors": int((status == PairStatus.ERROR).sum()),
+        # unscored errors, by whose they are: the farm's, or a test runner that never ran a test
+        "infra_errors": int(((status == PairStatus.ERROR) & (frame["error_kind"] != ErrorKind.EVALUATION)).sum()),
+        "evaluation_errors": int(((status == PairStatus.ERROR) & (frame["error_kind"] == ErrorKind.EVALUATION)).sum()),
         "skipped": int((status == PairStatus.SKIPPED).sum()),
         "unfinished": int((status == PairStatus.QUEUED).sum()),
         "scored_agent_errors": int((scored["error_kind"] == ErrorKind.AGENT).sum()),

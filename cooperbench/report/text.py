@@ -28,7 +28,8 @@ def signed(est: dict) -> str:
 def denominator_line(d: dict) -> str:
     return (
         f"{d['pairs']} pair(s): {d['scored']} scored, {d['infra_errors']} infrastructure error(s), "
-        f"{d['skipped']} skipped (not started), {d['unfinished']} unfinished"
+        + (f"{d['evaluation_errors']} not graded (a test runner ran no test), " if d.get("evaluation_errors") else "")
+        + f"{d['skipped']} skipped (not started), {d['unfinished']} unfinished"
     )
 
 
@@ -52,7 +53,9 @@ def experiment(s: dict) -> list[str]:
         lines.append(
             f"  {r['repo']:28} {r['both_passed']}/{r['scored']} scored  {ci(r['estimate'])}"
             + (
-                f"  (+{r['infra_errors']} infra, {r['skipped']} skipped, {r['unfinished']} unfinished)"
+                f"  (+{r['infra_errors']} infra, "
+                + (f"{r['evaluation_errors']} not graded, " if r.get("evaluation_errors") else "")
+                + f"{r['skipped']} skipped, {r['unfinished']} unfinished)"
                 if r["pairs"] > r["scored"]
                 else ""
             )

@@ -29,6 +29,7 @@ def test_the_denominator_states_errors_skips_and_unfinished_pairs_apart(database
         "pairs": 10,
         "scored": 6,
         "infra_errors": 2,
+        "evaluation_errors": 0,
         "skipped": 1,
         "unfinished": 1,
         "scored_agent_errors": 3,
@@ -48,6 +49,29 @@ def test_the_denominator_states_errors_skips_and_unfinished_pairs_apart(database
     assert gamma["estimate"]["value"] is None
     tasks = {t["task"]: (t["both_passed"], t["scored"]) for t in s["per_task"]}
     assert tasks == {"alpha/task1": (2, 3), "beta/task2": (1, 2), "beta/task3": (0, 1), "gamma/task4": (0, 0)}
+
+
+def test_a_pair_whose_tests_never_ran_is_counted_apart_from_the_farms_errors(tmp_path):
+    """An evaluation error (the runner failed before any test) is unscored like an infrastructure
+    error, but it is not the farm's failure: the report states each on its own."""
+    from cooperbench.report import text
+    from cooperbench.statuses import ErrorKind, PairStatus
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    handmade.experiment(url, "ungraded")
+    handmade.pair(url, "ungraded", "alpha", 1, "1,2", passed=True)
+    handmade.pair(url, "ungraded", "alpha", 1, "1,3", status=PairStatus.ERROR, error="sandbox down",
+                  error_kind=ErrorKind.INFRA)  # fmt: skip
+    handmade.pair(url, "ungraded", "alpha", 1, "2,3", status=PairStatus.ERROR, error_kind=ErrorKind.EVALUATION,
+                  error="feature 2: the test runner failed before running any test (exit 1)")  # fmt: skip
+    s = summary.summarize(rows.load(url, ["ungraded"]), "ungraded")
+    d = s["denominator"]
+    assert (d["pairs"], d["scored"], d["infra_errors"], d["evaluation_errors"]) == (3, 1, 1, 1)
+    (repo,) = s["per_repo"]
+    assert (repo["infra_errors"], repo["evaluation_errors"]) == (1, 1)
+    lines = "\n".join(text.experiment(s))
+    assert "3 pair(s): 1 scored, 1 infrastructure error(s), 1 not graded (a test runner ran no test)" in lines
+    assert "(+1 infra, 1 not graded, 0 skipped, 0 unfinished)" in lines
 
 
 def test_merges_agents_communication_and_cost(database):
