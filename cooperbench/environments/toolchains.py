@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass, field
 
 
@@ -94,10 +93,10 @@ class Needs:
 
     @property
     def missing_programs(self) -> list[str]:
-        """Programs the runner needs that a sandbox on this worker would not find (its PATH: the
-        farm's own interpreter folder, then the worker's PATH)."""
-        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")])
-        return [p for t in self.toolchains for p in t.programs if shutil.which(p, path=path) is None]
+        """Programs the runner needs that a sandbox on this worker would not find on its PATH."""
+        from ..sandbox.local import command_path
+
+        return [p for t in self.toolchains for p in t.programs if shutil.which(p, path=command_path()) is None]
 
     @property
     def problems(self) -> list[str]:

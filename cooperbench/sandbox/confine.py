@@ -129,9 +129,10 @@ def bwrap_argv(mounts: Mounts, uid: int, limits: Limits, cwd: str, command: str)
     argv += ["--perms", "0755", "--dir", "/var"]
     argv += ["--bind", str(mounts.tmp), "/tmp", "--bind", str(mounts.tmp), "/var/tmp"]  # on disk, counted
     made: set[Path] = {Path("/tmp"), Path("/var"), Path("/var/tmp")}
-    for path in exposed_paths():
+    exposed = exposed_paths()
+    for path in exposed:
         argv += [*_dirs_for(path, made), "--ro-bind", str(path), str(path)]
-    seen = [*exposed_paths(), *(Path(d) for d in SYSTEM_DIRS)]
+    seen = [*exposed, *(Path(d) for d in SYSTEM_DIRS)]
     for path in mounts.hidden:  # the harness's own places, where they lie inside something bound
         if any(path.is_relative_to(b) for b in seen):
             argv += ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]

@@ -57,11 +57,15 @@ HARNESS_GIT = {
 }
 
 
+def command_path() -> str:
+    """The PATH a sandbox's commands get: the farm's own interpreter folder, then the worker's PATH."""
+    return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")])
+
+
 def _command_env(home: Path) -> dict[str, str]:
     """A clean environment: nothing of the worker's (API keys, tokens) leaks into commands."""
-    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")])
     env = {
-        "PATH": path,
+        "PATH": command_path(),
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
