@@ -77,6 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cooperbench-bench-submit-"))
     os.environ.setdefault("COOPERBENCH_CACHE", str(work / "cache"))
+    os.environ.setdefault("COOPERBENCH_LOGS", str(work / "logs"))  # the experiment's inputs land there
     make(work / "dataset", args.features)
     database = args.db or f"sqlite:///{work / 'bench.db'}"
     empty = one(work / "dataset", 0, database, "empty-broker")
