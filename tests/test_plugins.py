@@ -49,7 +49,8 @@ def test_an_agent_from_another_package_runs_in_the_farm(dataset_dir, tmp_path):
 
 def test_an_infrastructure_failure_is_counted_as_such_and_retried(dataset_dir, tmp_path):
     args = ("run", "-n", "infra", "--backend", "broken", "--dataset", str(dataset_dir), "-r", "memkv_task", "-f", "1,3")
-    proc = run_cli(*args, env=_env(tmp_path))
+    env = {**_env(tmp_path), "COOPERBENCH_INFRA_BACKOFF": "0.5"}  # its retries, without the default 30 s + 60 s
+    proc = run_cli(*args, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "infrastructure errors: 1" in proc.stdout and "both passed: 0/0" in proc.stdout
     database = f"sqlite:///{tmp_path / 'r.db'}"
@@ -59,7 +60,7 @@ def test_an_infrastructure_failure_is_counted_as_such_and_retried(dataset_dir, t
     first = {r.agent_id: (r.status, r.started_at) for r in db.query(database, db.AgentRun, experiment="infra")}
     assert {s for s, _ in first.values()} == {"InfraError"}
 
-    again = run_cli(*args, env=_env(tmp_path))  # not done, so running again retries it
+    again = run_cli(*args, env=env)  # not done, so running again retries it
     assert again.returncode == 0, again.stderr
     second = {r.agent_id: r.started_at for r in db.query(database, db.AgentRun, experiment="infra")}
     assert all(second[a] > first[a][1] for a in first)
