@@ -54,6 +54,42 @@ def test_infrastructure_failures_are_retried_and_agent_failures_are_not(redis_ur
     assert log.count("retry: Retry in") == 8  # one per agent: the sandbox hiccup, never the agent's own error
 
 
+def test_a_solo_agent_retried_still_leads_to_its_evaluation(redis_url, tmp_path, dataset_dir, monkeypatch):
+    """A solo pair is a chain (agent task, then evaluation): the agent task's retry keeps the chain,
+    so the evaluation runs once the retried agent has ended."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    flaky = tmp_path / "flaky"
+    flaky.mkdir()
+    database = f"sqlite:///{tmp_path / 'r.db'}"
+    worker = Worker(
+        redis_url,
+        database,
+        tmp_path / "worker.log",
+        concurrency=2,
+        extra_env={"PYTHONPATH": str(PLUGINS), "COOPERBENCH_FLAKY_DIR": str(flaky), "COOPERBENCH_INFRA_BACKOFF": "0.2"},
+    )
+    try:
+        recs = api.run(
+            "retried-solo",
+            agent="gold",
+            setting="solo",
+            backend="flaky",
+            dataset=str(dataset_dir),
+            repo="memkv_task",
+            features=(2, 3, 5),
+            broker=redis_url,
+            db_url=database,
+            logs=str(tmp_path / "logs"),
+            timeout=300,
+        )
+    finally:
+        worker.stop()
+    assert len(recs) == 3 and len(list(flaky.iterdir())) == 3  # every agent's first sandbox failed
+    assert all(r["both_passed"] and r["error"] is None for r in recs), recs
+    assert (tmp_path / "worker.log").read_text().count("retry: Retry in") == 3
+    assert len(db.query(database, db.Evaluation, experiment="retried-solo")) == 6  # two features a pair, once
+
+
 def test_what_a_failed_attempt_cost_is_still_counted(tmp_path, monkeypatch):
     """A sandbox lost mid-run is the farm's failure; the model calls made before it were paid, so they
     stay in the row (and in the experiment's spending) through the retry that then succeeds."""
