@@ -72,7 +72,10 @@ def task_key(task: Task) -> str:
     Hashed once per process while the files stay as they were (same names, sizes, modification
     times and inodes): every agent and evaluation step of the task asks for it."""
     files = sorted(p for p in task.path.rglob("*") if p.is_file() or p.is_symlink())
-    seen = tuple((p, (i := p.lstat()).st_size, i.st_mtime_ns, i.st_ino) for p in files)
+    try:
+        seen = tuple((p, (i := p.lstat()).st_size, i.st_mtime_ns, i.st_ino) for p in files)
+    except OSError:  # a file went away meanwhile: hashed below, which says so in one line
+        seen = ()
     cached = _keys.get(task.path)
     if cached is not None and cached[0] == seen:
         return cached[1]
@@ -81,7 +84,8 @@ def task_key(task: Task) -> str:
         rel = path.relative_to(task.path).as_posix()
         digest.update(rel.encode() + b"\0" + read_task_file(task.path, rel) + b"\0")
     key = digest.hexdigest()[:16]
-    _keys[task.path] = (seen, key)
+    if seen:
+        _keys[task.path] = (seen, key)
     return key
 
 

@@ -2,9 +2,9 @@
 
 Each coop pair is `chord([agent task per feature], evaluate task)`; a solo pair, with one agent
 task, is the same shape without the join: `chain(agent task, evaluate task)` (no chord counter
-to keep, half the broker work of a chord of one). Pairs already done are left alone (unless forced), so running the same
-experiment again resumes it; pairs still queued or running (their marker, `inflight.py`) are
-waited for, never sent twice (`--force` cancels them).
+to keep, half the broker work of a chord of one). Pairs already done are left alone (unless
+forced), so running the same experiment again resumes it; pairs still queued or running
+(their marker, `inflight.py`) are waited for, never sent twice (`--force` cancels them).
 """
 
 from __future__ import annotations
