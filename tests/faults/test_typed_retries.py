@@ -11,12 +11,12 @@ from ..conftest import Worker
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 
 
-def test_infrastructure_failures_are_retried_and_agent_failures_are_not(redis_url, tmp_path, dataset_copy, monkeypatch):
+def _run_on_flaky(redis_url, tmp_path, monkeypatch, name, setting, dataset, features):
+    """Run gold on the `flaky` backend (every agent's first sandbox fails) with a real worker of two
+    processes and a short backoff: (records, the flaky backend's markers, database, worker log)."""
     monkeypatch.syspath_prepend(str(PLUGINS))  # the `flaky` backend's package, as the worker has it
     flaky = tmp_path / "flaky"
     flaky.mkdir()
-    # feature 1's gold patch is broken: that agent fails on its own, which must not be retried
-    (dataset_copy / "memkv_task" / "task2" / "feature1" / "feature.patch").write_text("not a patch\n")
     database = f"sqlite:///{tmp_path / 'r.db'}"
     worker = Worker(
         redis_url,
@@ -27,13 +27,13 @@ def test_infrastructure_failures_are_retried_and_agent_failures_are_not(redis_ur
     )
     try:
         recs = api.run(
-            "retried",
+            name,
             agent="gold",
-            setting="coop",
+            setting=setting,
             backend="flaky",
-            dataset=str(dataset_copy),
+            dataset=str(dataset),
             repo="memkv_task",
-            features=(3,),
+            features=features,
             broker=redis_url,
             db_url=database,
             logs=str(tmp_path / "logs"),
@@ -41,8 +41,17 @@ def test_infrastructure_failures_are_retried_and_agent_failures_are_not(redis_ur
         )
     finally:
         worker.stop()
+    return recs, list(flaky.iterdir()), database, (tmp_path / "worker.log").read_text()
+
+
+def test_infrastructure_failures_are_retried_and_agent_failures_are_not(redis_url, tmp_path, dataset_copy, monkeypatch):
+    # feature 1's gold patch is broken: that agent fails on its own, which must not be retried
+    (dataset_copy / "memkv_task" / "task2" / "feature1" / "feature.patch").write_text("not a patch\n")
+    recs, markers, database, log = _run_on_flaky(
+        redis_url, tmp_path, monkeypatch, "retried", "coop", dataset_copy, (3,)
+    )
     by_pair = {tuple(r["features"]): r for r in recs}
-    assert len(by_pair) == 4 and len(list(flaky.iterdir())) == 8  # every agent's first sandbox failed
+    assert len(by_pair) == 4 and len(markers) == 8  # every agent's first sandbox failed
     assert by_pair[(1, 3)]["error_kind"] == "agent" and "gold patch does not apply" in by_pair[(1, 3)]["error"]
     for features in ((2, 3), (3, 5)):  # these merge cleanly (dataset/README.md)
         assert by_pair[features]["both_passed"] and by_pair[features]["error"] is None, by_pair[features]
@@ -50,43 +59,18 @@ def test_infrastructure_failures_are_retried_and_agent_failures_are_not(redis_ur
     runs = {r.id.split("|", 1)[1]: r for r in db.query(database, db.AgentRun, experiment="retried")}
     assert len(runs) == 8 and runs["memkv_task/task2/f1-f3|agent1"].status == "Error"
     assert sum(r.status == "Submitted" for r in runs.values()) == 7
-    log = (tmp_path / "worker.log").read_text()
     assert log.count("retry: Retry in") == 8  # one per agent: the sandbox hiccup, never the agent's own error
 
 
 def test_a_solo_agent_retried_still_leads_to_its_evaluation(redis_url, tmp_path, dataset_dir, monkeypatch):
     """A solo pair is a chain (agent task, then evaluation): the agent task's retry keeps the chain,
     so the evaluation runs once the retried agent has ended."""
-    monkeypatch.syspath_prepend(str(PLUGINS))
-    flaky = tmp_path / "flaky"
-    flaky.mkdir()
-    database = f"sqlite:///{tmp_path / 'r.db'}"
-    worker = Worker(
-        redis_url,
-        database,
-        tmp_path / "worker.log",
-        concurrency=2,
-        extra_env={"PYTHONPATH": str(PLUGINS), "COOPERBENCH_FLAKY_DIR": str(flaky), "COOPERBENCH_INFRA_BACKOFF": "0.2"},
+    recs, markers, database, log = _run_on_flaky(
+        redis_url, tmp_path, monkeypatch, "retried-solo", "solo", dataset_dir, (2, 3, 5)
     )
-    try:
-        recs = api.run(
-            "retried-solo",
-            agent="gold",
-            setting="solo",
-            backend="flaky",
-            dataset=str(dataset_dir),
-            repo="memkv_task",
-            features=(2, 3, 5),
-            broker=redis_url,
-            db_url=database,
-            logs=str(tmp_path / "logs"),
-            timeout=300,
-        )
-    finally:
-        worker.stop()
-    assert len(recs) == 3 and len(list(flaky.iterdir())) == 3  # every agent's first sandbox failed
+    assert len(recs) == 3 and len(markers) == 3  # every agent's first sandbox failed
     assert all(r["both_passed"] and r["error"] is None for r in recs), recs
-    assert (tmp_path / "worker.log").read_text().count("retry: Retry in") == 3
+    assert log.count("retry: Retry in") == 3
     assert len(db.query(database, db.Evaluation, experiment="retried-solo")) == 6  # two features a pair, once
 
 
