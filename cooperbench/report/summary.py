@@ -30,12 +30,13 @@ def rate(frame: pd.DataFrame, column: str) -> dict:
 def denominator(frame: pd.DataFrame) -> dict:
     status = frame["status"]
     scored = frame[frame["scored"]]
+    # unscored errors, by whose they are: the farm's, or a test runner that never ran a test
+    errors, ungraded = status == PairStatus.ERROR, frame["error_kind"] == ErrorKind.EVALUATION
     return {
         "pairs": int(len(frame)),
         "scored": int(len(scored)),
-        # unscored errors, by whose they are: the farm's, or a test runner that never ran a test
-        "infra_errors": int(((status == PairStatus.ERROR) & (frame["error_kind"] != ErrorKind.EVALUATION)).sum()),
-        "evaluation_errors": int(((status == PairStatus.ERROR) & (frame["error_kind"] == ErrorKind.EVALUATION)).sum()),
+        "infra_errors": int((errors & ~ungraded).sum()),
+        "evaluation_errors": int((errors & ungraded).sum()),
         "skipped": int((status == PairStatus.SKIPPED).sum()),
         "unfinished": int((status == PairStatus.QUEUED).sum()),
         "scored_agent_errors": int((scored["error_kind"] == ErrorKind.AGENT).sum()),
