@@ -2,7 +2,8 @@
 # Sets up a Docker-API container engine on a fresh Debian machine for the `docker` sandbox
 # backend and its tests: Debian's podman serving the Docker API on a unix socket, and a
 # local base image (Debian bookworm + python3, pytest, git) made with debootstrap, since
-# no image registry is reachable. Idempotent: what is already there is reused.
+# no image registry is reachable, and from it a stand-in for Docker Hub's python:3.11-slim
+# under a local mirror prefix (step 5). Idempotent: what is already there is reused.
 #
 #   bash .ci/podman.sh          # then: export DOCKER_HOST=unix:///run/cooperbench-podman.sock
 #
@@ -74,5 +75,21 @@ else
   tar -C "$root" -c . | podman import --change 'CMD ["/bin/bash"]' - "$IMAGE" >/dev/null 2>&1
   rm -rf "$root"
   say "imported $IMAGE"
+fi
+# 5. A local registry mirror's stand-in for the published tasks' `FROM python:3.11-slim`:
+# the base image with `python` and a pip that installs system-wide, as that image has them.
+# With COOPERBENCH_REGISTRY_MIRROR=localhost/cooperbench-mirror the farm builds those
+# Dockerfiles FROM it (a lab points the setting at its own mirror of Docker Hub instead).
+MIRROR_PYTHON=localhost/cooperbench-mirror/library/python:3.11-slim
+if podman image exists "$MIRROR_PYTHON"; then
+  say "mirror image $MIRROR_PYTHON exists"
+else
+  ctx=$(mktemp -d)
+  printf '%s\n' "FROM $IMAGE" \
+    "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python-is-python3 python3-pip python3-venv >/dev/null && rm -rf /var/lib/apt/lists/* /usr/lib/python3*/EXTERNALLY-MANAGED" \
+    > "$ctx/Containerfile"
+  podman build -q -t "$MIRROR_PYTHON" "$ctx" >/dev/null || { rm -rf "$ctx"; say "cannot build $MIRROR_PYTHON"; exit 1; }
+  rm -rf "$ctx"
+  say "built $MIRROR_PYTHON"
 fi
 say "ready: export DOCKER_HOST=unix://$SOCKET"

@@ -202,6 +202,23 @@ TABLE: tuple[Setting, ...] = (
         empty_is_value=True,
     ),
     Setting("base_image", str, None, "BASE_IMAGE build argument for task Dockerfiles (a local base image).", "sandbox"),
+    Setting(
+        "registry_mirror",
+        str,
+        None,
+        "Registry standing in for Docker Hub in task Dockerfiles' FROM lines (mirror.gcr.io, a lab mirror, "
+        "or localhost/<name> for local images).",
+        "sandbox",
+    ),
+    Setting(
+        "build_ca_bundle",
+        str,
+        "auto",
+        "PEM bundle that image builds and environment preparing trust (a TLS-inspecting proxy's CA); "
+        "auto: this host's own; empty: none.",
+        "sandbox",
+        empty_is_value=True,
+    ),
     Setting("docker_cpus", float, None, "CPUs per container sandbox (docker, modal).", "sandbox"),
     Setting("docker_memory", str, None, "Memory per container sandbox, e.g. 4g (docker, modal).", "sandbox"),
     Setting(

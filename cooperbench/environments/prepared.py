@@ -36,13 +36,15 @@ from ..errors import UserError
 from ..grading.merge_and_test import run_in_fresh_sandbox
 from ..sandbox import Environment, SandboxBackend, get_backend
 from ..statuses import EnvironmentState
-from . import toolchains
+from . import in_image, toolchains
 
 log = logging.getLogger(__name__)
 RUNNER = "run_tests.sh"
 READY, FAILED, NOTHING = EnvironmentState.READY, EnvironmentState.FAILED, EnvironmentState.NOTHING
 PREPARE_TIMEOUT = 1800.0
-SUPPORTED_BACKENDS = ("local",)
+SUPPORTED_BACKENDS = ("local", "docker")
+IN_IMAGE_BACKENDS = ("docker",)  # the environment is a committed image (see `in_image`), not host caches
+IMAGE_RUNNER = "runner.sh"  # the image's own runner, which container backends run
 
 
 class EnvironmentUnavailable(RuntimeError):
@@ -61,6 +63,7 @@ class EnvState:
     seconds: float | None = None
     size_bytes: int | None = None
     path: str | None = None
+    image: str | None = None  # container backends: the prepared image
 
 
 _keys: dict[Path, tuple[tuple, str]] = {}  # task folder -> (what its files looked like, their key)
@@ -155,11 +158,20 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def needs_of(task: Task) -> toolchains.Needs:
+def runner_of(task: Task, backend: str) -> str:
+    """The runner script the backend runs: the image's `runner.sh` in a container, else `run_tests.sh`."""
+    if backend in IN_IMAGE_BACKENDS and (task.path / IMAGE_RUNNER).is_file():
+        return IMAGE_RUNNER
+    return RUNNER
+
+
+def needs_of(task: Task, backend: str = "local") -> toolchains.Needs:
     """What the task's runner needs; nothing when it has none or it cannot be read (a runner that is
     refused, e.g. a symlink out of its task, is the evaluation's to report, as bad input)."""
     try:
-        return toolchains.needs(read_task_text(task.path, RUNNER))
+        return toolchains.needs(
+            read_task_text(task.path, runner_of(task, backend)), in_image=backend in IN_IMAGE_BACKENDS
+        )
     except UserError:
         return toolchains.Needs()
 
@@ -170,12 +182,14 @@ def ensure(task: Task, backend: str, *, force: bool = False, say: Callable[[str]
     Returns a `sandbox.Environment`, or None when the task needs none; raises
     `EnvironmentUnavailable` (naming the task and the cause) when it cannot be had here.
     """
-    needs = needs_of(task)
+    needs = needs_of(task, backend)
     if not needs.toolchains and not needs.blockers:
         return None
     state = prepare(task, backend, force=force, say=say, needs=needs)
     if state.state != READY:
         raise EnvironmentUnavailable(f"the environment of {task.key} cannot be prepared here: {state.cause}")
+    if state.image:
+        return in_image.environment(state.image, needs)
     return environment(task, Path(state.path), needs)
 
 
@@ -189,7 +203,7 @@ def prepare(
 ) -> EnvState:
     """Prepare the task's environment (if not ready, or `force`) and return its state; `needs` is
     what its runner needs, when the caller has already read it."""
-    needs = needs if needs is not None else needs_of(task)
+    needs = needs if needs is not None else needs_of(task, backend)
     key = task_key(task)
     path = folder(task, backend, key)
     base = EnvState(task.key, backend, key, READY, toolchains=[t.name for t in needs.toolchains], path=str(path))
@@ -206,14 +220,22 @@ def prepare(
         if state is not None and not force:
             return state  # another process prepared it while this one waited
         started = time.monotonic()
+        size = 0
         if needs.problems:
             cause = "; ".join(needs.problems)
         else:
             (say or log.warning)(f"preparing the environment of {task.key} on this machine (first use)")
             shutil.rmtree(path / "caches", ignore_errors=True)
-            cause = _prepare(task, path, needs, get_backend(backend, hide=[task.path.parent.parent]))
+            sandboxes = get_backend(backend, hide=[task.path.parent.parent])
+            if backend in IN_IMAGE_BACKENDS:
+                cause, image, size = _prepare_in_image(task, key, needs, sandboxes)
+                base.image = image
+            else:
+                cause = _prepare(task, path, needs, sandboxes)
+                size = _size(path / "caches") if cause is None and (path / "caches").exists() else 0
         if cause is not None:
             shutil.rmtree(path / "caches", ignore_errors=True)
+            size = 0
         return _write_state(
             path,
             EnvState(
@@ -223,7 +245,7 @@ def prepare(
                     "cause": cause,
                     "prepared_at": time.time(),
                     "seconds": round(time.monotonic() - started, 2),
-                    "size_bytes": _size(path / "caches") if (path / "caches").exists() else 0,
+                    "size_bytes": size,
                 }
             ),
         )
@@ -273,6 +295,49 @@ def _prepare(task: Task, path: Path, needs: toolchains.Needs, backend: SandboxBa
     return None
 
 
+def _prepare_in_image(task: Task, key: str, needs: toolchains.Needs, backend) -> tuple[str | None, str | None, int]:
+    """Warm the task's image with network and commit it (see `in_image`), then check every
+    feature's gold offline in it: (the cause of a failure or None, the image, its size)."""
+    from ..sandbox import SandboxError
+    from ..sandbox.dockerfile import ca_bundle
+    from ..sandbox.images import FILES_DIR, REPO_DIR, host_runner_command, runner_command
+
+    first = task.feature(sorted(task.features)[0])
+    try:
+        source = backend.image_for(task)
+    except (SandboxError, UserError) as exc:
+        return f"the task's image cannot be made: {exc}", None, 0
+    files = {
+        f"{FILES_DIR}/tests.patch": first.tests_patch.encode("utf-8", "surrogateescape"),
+        f"{FILES_DIR}/gold.patch": first.gold_patch.encode("utf-8", "surrogateescape"),
+    }
+    if runner_of(task, backend.name) == IMAGE_RUNNER:
+        runner = runner_command(["tests.patch", "gold.patch"])
+    else:
+        files[f"{FILES_DIR}/run_tests.sh"] = read_task_file(task.path, RUNNER)
+        runner = host_runner_command(FILES_DIR, REPO_DIR, [f"{FILES_DIR}/tests.patch", f"{FILES_DIR}/gold.patch"])
+    ca = ca_bundle()
+    if ca:
+        files["/opt/cooperbench-build/ca.pem"] = ca
+    script = in_image.prepare_script(runner, ca=bool(ca), pip=any(t.name == "pip" for t in needs.toolchains))
+    name = source.rpartition(":")[0].replace("cooperbench-sandbox-", "cooperbench-env-")
+    tag = f"{name}:{key}"
+    try:
+        backend.remove_image(tag)  # a new preparation replaces an old one
+        backend.prepare_image(source, tag, files=files, script=script, timeout=PREPARE_TIMEOUT)
+    except SandboxError as exc:
+        return f"the gold patch of feature {first.number} fails with network: {exc}", None, 0
+    offline = in_image.environment(tag, needs)
+    numbers = sorted(task.features)
+    results = _gold_run(backend, task, offline, numbers)
+    failing = [n for n, why in results.items() if why is not None]
+    if failing:  # a flaky test: once more
+        failing = [n for n, why in _gold_run(backend, task, offline, failing).items() if why is not None]
+    if failing:
+        return f"the gold patch of feature {failing[0]} fails offline: {results[failing[0]]}", tag, 0
+    return None, tag, backend.image_size(tag)
+
+
 def listing(backend: str | None = None) -> list[EnvState]:
     """Every environment of this machine, as recorded (newest task versions and old ones alike)."""
     states = []
@@ -285,8 +350,13 @@ def listing(backend: str | None = None) -> list[EnvState]:
 
 
 def remove(states: list[EnvState]) -> int:
-    """Delete these environments from this machine; returns how many."""
+    """Delete these environments from this machine (an environment's image too); returns how many."""
     for state in states:
         with _locked(Path(state.path)):
+            if state.image:
+                try:
+                    get_backend(state.backend).remove_image(state.image)
+                except Exception as exc:  # the engine is away: the record goes, the image stays
+                    log.warning("cannot remove the image %s: %s", state.image, exc)
             shutil.rmtree(state.path, ignore_errors=True)
     return len(states)

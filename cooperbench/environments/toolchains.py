@@ -84,18 +84,26 @@ SUDO = re.compile(r"(?<![\w-])sudo\s")
 SYSTEM_INSTALL = re.compile(r"(?<![\w-])(apt-get|apt|yum|dnf|apk)\s+(-\S+\s+)*(install|add)\b")
 
 
+# pip in a task image: what it installs stays in the committed image, build backends in a wheelhouse
+# (see `in_image`); on the host, pip has no cache that makes a fresh install offline.
+PIP_IN_IMAGE = Toolchain("pip", PIP, ("pip",), "pip", {}, {"PIP_NO_INDEX": "1"}, tested_here=True)
+
+
 @dataclass
 class Needs:
     """What a runner script needs: toolchains, and why it cannot be prepared (if it cannot)."""
 
     toolchains: list[Toolchain] = field(default_factory=list)
     blockers: list[str] = field(default_factory=list)
+    in_image: bool = False  # the runner runs in the task's image, whose toolchains are its own
 
     @property
     def missing_programs(self) -> list[str]:
         """Programs the runner needs that a sandbox on this worker would not find on its PATH."""
         from ..sandbox.local import command_path
 
+        if self.in_image:
+            return []
         return [p for t in self.toolchains for p in t.programs if shutil.which(p, path=command_path()) is None]
 
     @property
@@ -105,16 +113,19 @@ class Needs:
         return self.blockers + missing
 
 
-def needs(script: str) -> Needs:
-    """Read a runner script (`run_tests.sh`): the toolchains it uses and what blocks preparing it."""
+def needs(script: str, *, in_image: bool = False) -> Needs:
+    """Read a runner script (`run_tests.sh`, or an image's `runner.sh` when `in_image`): the
+    toolchains it uses and what blocks preparing it."""
     code = "\n".join(line.split("#", 1)[0] if not line.startswith("#!") else "" for line in script.splitlines())
-    found = Needs([t for t in TOOLCHAINS if t.pattern.search(code)])
+    found = Needs([t for t in TOOLCHAINS if t.pattern.search(code)], in_image=in_image)
     if SYSTEM_INSTALL.search(code):
         how = "with sudo " if SUDO.search(code) else ""
         found.blockers.append(f"installs system packages {how}(apt-get, yum, ...) at run time")
     elif SUDO.search(code):
         found.blockers.append("runs commands with sudo")
-    if PIP.search(code):
+    if PIP.search(code) and in_image:
+        found.toolchains.append(PIP_IN_IMAGE)
+    elif PIP.search(code):
         found.blockers.append("installs with pip at run time (offline pip environments are not built yet)")
     return found
 

@@ -86,6 +86,7 @@ class Environment:
     variables: dict[str, str]
     path: tuple[str, ...] = ()
     preparing: bool = False
+    image: str | None = None  # container backends: the prepared image sandboxes start from (no host caches)
 
 
 class SandboxError(RuntimeError):

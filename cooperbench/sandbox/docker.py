@@ -38,8 +38,9 @@ from .. import settings
 from ..data.dataset import read_task_file
 from ..data.repocache import _locked
 from ..errors import UserError
-from . import BoundedOutput, ExecResult, SandboxError, images
+from . import BoundedOutput, ExecResult, SandboxError, dockerfile, images
 from .confine import Limits
+from .dockerfile import BuildSupply
 
 log = logging.getLogger(__name__)
 LABEL = "cooperbench"
@@ -94,6 +95,19 @@ def _name(labels: dict[str, str]) -> str:
     parts = [labels.get("pair"), labels.get("agent") or labels.get("role")]
     slug = re.sub(r"[^a-zA-Z0-9_.-]+", "_", "-".join(p for p in parts if p))[:80]
     return f"cb-{slug or 'sandbox'}-{uuid.uuid4().hex[:8]}"
+
+
+_ERROR_LINE = re.compile(r"error|not found|cannot|can't|could not|failed|denied|unable", re.I)
+
+
+def _build_failure(exc: Exception, lines: list[str]) -> str:
+    """Why a build failed, short: the engine's message and the last lines of output naming an error."""
+    what = " ".join(str(exc).split())[:300]
+    output = [" ".join(x.split())[:200] for chunk in lines for x in chunk.splitlines() if x.strip()]
+    named = [x for x in output if _ERROR_LINE.search(x)]
+    first = [x for x in named if re.match(r"(error|fatal|E)\b:?", x, re.I)][:3]  # the cause, before its echoes
+    errors = list(dict.fromkeys(first + named[-3:])) or output[-3:]
+    return what + (" | " + " | ".join(errors) if errors else "")
 
 
 def _host_lock(name: str):
@@ -245,17 +259,38 @@ class DockerBackend:
             _pull_failed.add(ref)
         return ok
 
+    def _supply(self, task) -> BuildSupply:
+        url = task.repo_url
+        remote = re.match(r"^(https?|git|ssh)://", url) is not None
+        slug = re.sub(r"[^A-Za-z0-9_.-]", "-", url.rstrip("/").removesuffix(".git").rsplit("/", 1)[-1])
+        return BuildSupply(
+            mirror=dockerfile.mirror(),
+            ca_bundle=dockerfile.ca_bundle(),
+            upstream_url=url if remote else None,
+            upstream_slug=slug if remote else None,
+        )
+
     def _build(self, task) -> str:
-        tag = images.build_tag(task, self.base)
+        supply = self._supply(task)
+        tag = images.build_tag(task, self.base, supply)
         if self._exists(tag):
             return tag
         if not (task.path / "Dockerfile").is_file():
             raise SandboxError(f"{task.key}: no published image and no Dockerfile to build one")
         log.info("building %s from %s", tag, task.path / "Dockerfile")
         lines: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="cooperbench-build-") as tmp:
+            upstream = None
+            if supply.upstream_url:  # the clone the Dockerfile makes, from the repository cache
+                from ..data.repocache import RepoCache, git
+
+                upstream = Path(tmp) / "upstream.git"
+                base = RepoCache().base(supply.upstream_url, task.base_commit)
+                git("clone", "--bare", "--quiet", "--no-local", str(base), str(upstream))
+            context = images.build_context(task.path, supply, upstream)
         try:
             for chunk in self.client.api.build(
-                fileobj=io.BytesIO(images.build_context(task.path)),
+                fileobj=io.BytesIO(context),
                 custom_context=True,
                 tag=tag,
                 rm=True,
@@ -269,7 +304,8 @@ class DockerBackend:
                 if chunk.get("stream"):
                     lines.append(chunk["stream"])
         except Exception as exc:
-            raise SandboxError(f"cannot build the image of {task.key}: {exc}\n{''.join(lines)[-2000:]}") from exc
+            log.warning("building the image of %s failed: %s\n%s", task.key, exc, "".join(lines)[-4000:])
+            raise SandboxError(f"cannot build the image of {task.key}: {_build_failure(exc, lines)}") from exc
         if not self._exists(tag):
             raise SandboxError(f"building the image of {task.key} left no image {tag}:\n{''.join(lines)[-2000:]}")
         return tag
@@ -299,6 +335,49 @@ class DockerBackend:
         finally:
             container.remove(force=True)
         return tag
+
+    def prepare_image(self, source: str, tag: str, *, files: dict[str, bytes], script: str, timeout: float) -> str:
+        """Run `script` in a container of `source` **with network**, then commit it as `tag`: a task
+        environment's preparing step (only the dataset's own runner and patches run there).
+        `files` are written first (path -> bytes). Raises SandboxError with the output's end."""
+        if self._exists(tag):
+            return tag
+        container = self.client.containers.create(
+            source,
+            entrypoint=["bash", "-c"],
+            command=[script],
+            labels={LABEL: "1", f"{LABEL}.role": "prepare", OWNER: owner()},
+            name=f"cb-prepare-{uuid.uuid4().hex[:8]}",
+            working_dir=images.REPO_DIR,
+            security_opt=["no-new-privileges"],
+            cap_drop=DROPPED_CAPS,
+        )
+        try:
+            if files and not container.put_archive("/", images.tar_files(files)):
+                raise SandboxError(f"cannot copy the preparing files into {container.name}")
+            container.start()
+            try:
+                status = container.wait(timeout=timeout).get("StatusCode")
+            except Exception as exc:
+                raise SandboxError(f"preparing in {source} did not finish within {timeout:.0f} s: {exc}") from exc
+            if status != 0:
+                output = container.logs().decode("utf-8", "replace")
+                raise SandboxError(f"preparing in {source} failed (exit {status}): {output[-1500:]}")
+            repo, _, version = tag.rpartition(":")
+            container.commit(repository=repo, tag=version)
+        finally:
+            container.remove(force=True)
+        return tag
+
+    def image_size(self, tag: str) -> int:
+        return int(self.client.images.get(tag).attrs.get("Size") or 0)
+
+    def remove_image(self, tag: str) -> None:
+        """Delete an image this farm made (an environment's); gone already is fine."""
+        try:
+            self.client.images.remove(tag, force=True)
+        except _docker().errors.NotFound:  # podman says 404 without Docker's "No such image"
+            pass
 
     def image_for(self, task) -> str:
         """The sanitized image of the task (made once; shared by every sandbox of the task)."""
@@ -405,20 +484,25 @@ class DockerBackend:
     def create(
         self, task, *, labels: dict[str, str], team_remote: str | None = None, environment=None
     ) -> DockerSandbox:
-        if environment is not None:
-            raise SandboxError("task environments are not available on the docker backend yet")
+        if environment is not None and (environment.caches or environment.preparing or not environment.image):
+            raise SandboxError("the docker backend takes a task environment as a prepared image only")
         try:
-            return self._create(task, labels, team_remote)
+            return self._create(task, labels, team_remote, environment)
         except _docker().errors.ImageNotFound:  # someone removed the image: make it again, once
             _made.clear()
-            return self._create(task, labels, team_remote)
+            if environment is not None:
+                raise SandboxError(
+                    f"the environment image {environment.image} of {task.key} is gone: "
+                    "`cooperbench env prepare --backend docker --force` makes it again"
+                ) from None
+            return self._create(task, labels, team_remote, environment)
 
-    def _create(self, task, labels: dict[str, str], team_remote: str | None) -> DockerSandbox:
+    def _create(self, task, labels: dict[str, str], team_remote: str | None, environment=None) -> DockerSandbox:
         from ..team.remote import REMOTE_NAME, remote_root
 
         docker = _docker()
         try:
-            image = self.image_for(task)
+            image = environment.image if environment is not None else self.image_for(task)
             network: dict = {"network_mode": "none"}
             url = None
             if team_remote:
@@ -456,6 +540,7 @@ class DockerBackend:
                 stop_signal="SIGKILL",
                 security_opt=["no-new-privileges"],
                 cap_drop=DROPPED_CAPS,
+                environment=dict(environment.variables) if environment is not None else None,
                 **network,
                 **extra,
             )

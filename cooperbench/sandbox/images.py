@@ -29,12 +29,14 @@ from pathlib import Path
 
 from .. import settings
 from ..data.dataset import read_task_file
+from . import dockerfile
+from .dockerfile import BuildSupply
 
 REPO_DIR = "/workspace/repo"
 FILES_DIR = "/patches"
 RUNNER = "/usr/local/bin/runner.sh"
 BRANCH = "main"
-SANITIZE_VERSION = "1"  # bump when the script changes: sanitized image tags change with it
+SANITIZE_VERSION = "2"  # bump when the script changes: sanitized image tags change with it
 _FEATURE_DIR = re.compile(r"^feature\d+$")
 
 
@@ -71,10 +73,11 @@ def _context_files(task_dir: Path) -> list[Path]:
     return files
 
 
-def build_hash(task_dir: Path, base: str | None = None) -> str:
-    """A hash of the build inputs: the task folder minus feature folders, and the base image."""
+def build_hash(task_dir: Path, base: str | None = None, supply: BuildSupply | None = None) -> str:
+    """A hash of the build inputs: the task folder minus feature folders, the base image and what
+    the build is supplied with (registry mirror, CA bundle, upstream from the cache)."""
     task_dir = Path(task_dir)
-    h = hashlib.sha256(f"BASE_IMAGE={base or ''}\n".encode())
+    h = hashlib.sha256(f"BASE_IMAGE={base or ''}\n{supply.describe() if supply else ''}\n".encode())
     for path in _context_files(task_dir):
         name = str(path.relative_to(task_dir))
         h.update(name.encode() + b"\0")
@@ -82,19 +85,38 @@ def build_hash(task_dir: Path, base: str | None = None) -> str:
     return h.hexdigest()[:16]
 
 
-def build_tag(task, base: str | None = None) -> str:
+def build_tag(task, base: str | None = None, supply: BuildSupply | None = None) -> str:
     name = re.sub(r"[^a-z0-9_.-]", "-", f"cooperbench-task-{task.repo.lower()}-task{task.task_id}")
-    return f"{name}:{build_hash(task.path, base)}"
+    return f"{name}:{build_hash(task.path, base, supply)}"
 
 
-def build_context(task_dir: Path) -> bytes:
-    """The build context as a tar stream: the task folder without its feature folders."""
+def build_context(task_dir: Path, supply: BuildSupply | None = None, upstream_git: Path | None = None) -> bytes:
+    """The build context as a tar stream: the task folder without its feature folders, its
+    Dockerfile rewritten for `supply` (see `dockerfile.py`), and what that supplies: the CA
+    bundle, and `upstream_git` (a bare repository) when the Dockerfile clones the upstream."""
     task_dir = Path(task_dir)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for path in _context_files(task_dir):
-            tar.add(str(path), arcname=str(path.relative_to(task_dir)), recursive=False)
+            rel = str(path.relative_to(task_dir))
+            if supply is None or rel != "Dockerfile":
+                tar.add(str(path), arcname=rel, recursive=False)
+                continue
+            text, served = dockerfile.rewrite(read_task_file(task_dir, rel).decode("utf-8", "replace"), supply)
+            _add_bytes(tar, rel, text.encode())
+            if supply.ca_bundle:
+                _add_bytes(tar, f"{dockerfile.CONTEXT_DIR}/ca.pem", supply.ca_bundle)
+            if served and upstream_git is not None:
+                up = f"{dockerfile.CONTEXT_DIR}/upstream"
+                tar.add(str(upstream_git), arcname=f"{up}/{supply.upstream_slug}.git")
+                _add_bytes(tar, f"{up}/gitconfig", dockerfile.gitconfig(supply, served).encode())
     return buf.getvalue()
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    tar.addfile(info, io.BytesIO(data))
 
 
 def sanitized_tag(task, source_id: str) -> str:
@@ -123,6 +145,7 @@ git reflog expire --expire=now --all
 git gc -q --prune=now
 test "$(git rev-list --all | wc -l)" = "$(git rev-list "$base" | wc -l)"
 test -z "$(git tag)" && test -z "$(git remote)"
+rm -rf {dockerfile.BUILD_DIR}
 mkdir -p {shlex.quote(FILES_DIR)}
 echo "$base" > .git/cooperbench-ready
 """
@@ -152,11 +175,17 @@ def host_runner_command(files_dir: str, repo_dir: str, patch_paths: list[str]) -
 
 def tar_one(name: str, data: bytes) -> bytes:
     """A tar stream holding one file (for put_archive-style uploads)."""
+    return tar_files({name: data})
+
+
+def tar_files(files: dict[str, bytes]) -> bytes:
+    """A tar stream of these files (absolute path -> bytes), for put_archive-style uploads at /."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name.lstrip("/"))
-        info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
-        tar.addfile(info, io.BytesIO(data))
+        for name, data in files.items():
+            info = tarfile.TarInfo(name.lstrip("/"))
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+            tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 

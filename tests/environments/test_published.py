@@ -86,20 +86,26 @@ def covering_pairs(features: list[int]) -> list[list[int]]:
     return pairs + ([[features[-1], features[0]]] if len(features) % 2 else [])
 
 
+def covering_sample(published: Path, tmp_path: Path) -> tuple[Path, tuple[str, ...], dict[int, list[int]]]:
+    """The click task folders (the same prepared environments) with a subset of 14 pairs that
+    cover every feature: (dataset, the `run` options that select it, task id -> its features)."""
+    dataset = tmp_path / "dataset"
+    shutil.copytree(published / CLICK, dataset / CLICK)
+    features = {t.task_id: sorted(t.features) for t in Dataset(published).tasks if t.repo == CLICK}
+    cover = [{"repo": CLICK, "task_id": t, "pairs": covering_pairs(f)} for t, f in sorted(features.items())]
+    (dataset / "subsets").mkdir()
+    (dataset / "subsets" / "cover.json").write_text(json.dumps({"name": "cover", "tasks": cover}))
+    return dataset, ("-s", "cover"), features
+
+
 @pytest.mark.timeout(2400)  # all 115 pairs, two features each, at two at a time: 12.5 minutes here
 def test_gold_solo_passes_click_pairs_offline(published, tmp_path):
     """Every click pair's two gold patches pass both features' tests offline: all 115 pairs, or with
     COOPERBENCH_TEST_PUBLISHED_SAMPLE=1 (a quicker local run) 14 pairs that cover every feature."""
     every = os.environ.get("COOPERBENCH_TEST_PUBLISHED_SAMPLE") != "1"
     dataset, selection = published, ()
-    if not every:  # the same task folders (the same prepared environments) with a subset naming the pairs
-        dataset = tmp_path / "dataset"
-        shutil.copytree(published / CLICK, dataset / CLICK)
-        features = {t.task_id: sorted(t.features) for t in Dataset(published).tasks if t.repo == CLICK}
-        cover = [{"repo": CLICK, "task_id": t, "pairs": covering_pairs(f)} for t, f in sorted(features.items())]
-        (dataset / "subsets").mkdir()
-        (dataset / "subsets" / "cover.json").write_text(json.dumps({"name": "cover", "tasks": cover}))
-        selection = ("-s", "cover")
+    if not every:
+        dataset, selection, features = covering_sample(published, tmp_path)
     proc = cli("run", "-n", "gold-solo", "-a", "gold", "--setting", "solo", "--dataset", str(dataset),
                "-r", CLICK, *selection, "-j", "2", "--json", tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
