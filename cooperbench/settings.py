@@ -151,6 +151,14 @@ TABLE: tuple[Setting, ...] = (
     Setting("infra_retries", int, 2, "Times a task retries an infrastructure failure.", "farm"),
     Setting("infra_backoff", float, 30.0, "Seconds before the first such retry (doubled each time).", "farm"),
     Setting(
+        "team_start_hold",
+        float,
+        15.0,
+        "Seconds a coop agent holds its worker slot waiting for its teammates before it is re-queued "
+        "(without a slot) to try again, until the experiment's team-start timeout.",
+        "farm",
+    ),
+    Setting(
         "artifacts_retries",
         int,
         5,

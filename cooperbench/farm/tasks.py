@@ -8,6 +8,8 @@ task is, so Flower shows it. The teammates' mailbox lives on the broker's Redis 
 
 from __future__ import annotations
 
+import time
+
 from .. import settings
 from ..data.dataset import Pair
 from ..experiment import ExperimentSpec
@@ -25,20 +27,39 @@ def mailbox_url(app) -> str:
     return app.conf.get("cooperbench_mailbox_url") or app.conf.broker_url
 
 
-def _retry_infra(task, failed: bool):
+def _retry_infra(task, failed: bool, team_waits: int = 0):
     """Typed retries: an infrastructure failure is tried again, with exponential backoff, up to
-    the `infra_retries` setting's times; an agent's or a test's failure never is."""
+    the `infra_retries` setting's times; an agent's or a test's failure never is. (`team_waits`
+    of the task's retries were re-queues to wait for teammates: they do not count.)"""
     limit = settings.get("infra_retries")
-    if failed and task.request.retries < limit:
+    tries = task.request.retries - team_waits
+    if failed and tries < limit:
         base = settings.get("infra_backoff")
-        raise task.retry(countdown=base * 2**task.request.retries, max_retries=limit)
+        raise task.retry(countdown=base * 2**tries, max_retries=limit + team_waits)
 
 
-def agent_task(self, spec: dict, pair: dict, agent_id: str, features: list[int]) -> dict:
+def agent_task(
+    self, spec: dict, pair: dict, agent_id: str, features: list[int], waiting_since=None, team_waits: int = 0
+) -> dict:
+    """One agent of a pair. A coop agent whose teammates have not started within the hold is
+    re-queued (a retry with a short countdown, keeping its chord) instead of holding its slot."""
+    since = waiting_since if waiting_since is not None else time.time()
     summary = run_agent(
-        ExperimentSpec.from_json(spec), Pair.from_json(pair), agent_id, tuple(features), mailbox_url(self.app)
+        ExperimentSpec.from_json(spec),
+        Pair.from_json(pair),
+        agent_id,
+        tuple(features),
+        mailbox_url(self.app),
+        waiting_since=since,
     )
-    _retry_infra(self, summary.get("retryable", False))
+    if summary.get("requeue") is not None:
+        raise self.retry(
+            args=(spec, pair, agent_id, features),
+            kwargs={"waiting_since": since, "team_waits": team_waits + 1},
+            countdown=summary["requeue"],
+            max_retries=self.request.retries + 1,
+        )
+    _retry_infra(self, summary.get("retryable", False), team_waits)
     return summary
 
 

@@ -15,6 +15,7 @@ import traceback
 
 import redis
 
+from .. import settings
 from ..agents import (
     AgentContext,
     AgentInfraError,
@@ -60,8 +61,14 @@ def run_agent(
     features: tuple[int, ...],
     mailbox_url: str | None,
     database: str | None = None,
+    waiting_since: float | None = None,
 ) -> dict:
-    """Run one agent of a pair in a fresh sandbox and record its AgentRun row (at most once)."""
+    """Run one agent of a pair in a fresh sandbox and record its AgentRun row (at most once).
+
+    With `waiting_since` (the farm's agent task: the epoch time of its first try), a coop agent
+    waits for its teammates only for the `team_start_hold`; if they are still missing and the
+    team-start timeout since then is not over, nothing is recorded and the summary says
+    `requeue` (seconds): the task is tried again later without holding a worker slot."""
     database = db_url(database)
     row_id = agent_run_id(spec.name, pair, agent_id)
     done = db.get(database, db.AgentRun, row_id)
@@ -86,6 +93,7 @@ def run_agent(
     result: AgentResult | None = None
     sandbox = watch = None
     retryable = ended = False
+    requeue: float | None = None
     team = [a for a, _ in spec.agents(pair)]
     teammates = [a for a in team if a != agent_id]
     together = bool(teammates and mailbox_url and (spec.messaging or spec.git))  # teams start together
@@ -128,7 +136,19 @@ def run_agent(
                 channel.replay(agent_id)  # a restarted agent reads the conversation from the beginning
             # alive before joining the team: teammates that see this agent started must also see it alive
             watch = Watch(channel, agent_id, teammates, notify=spec.messaging).start()
-            team_start.wait_for_team(mailbox_url, spec.name, pair.key, agent_id, team, spec.team_start_timeout)
+            left = spec.team_start_timeout
+            if waiting_since is not None:
+                left = max(0.0, spec.team_start_timeout - (time.time() - waiting_since))
+            hold = min(left, settings.get("team_start_hold")) if waiting_since is not None else left
+            try:
+                team_start.wait_for_team(
+                    mailbox_url, spec.name, pair.key, agent_id, team, hold, window=spec.team_start_timeout
+                )
+            except team_start.TeamDidNotStart:
+                if hold >= left:
+                    raise
+                # back, holding no slot meanwhile, before a teammate that arrives now ends its own hold
+                raise team_start.NotTogetherYet(min(hold / 3, left - hold)) from None
         with_remote = spec.git and bool(teammates)
         remote = (
             shared_remote.ensure(spec.name, pair.key, RepoCache().base(task.repo_url, task.base_commit))
@@ -175,6 +195,8 @@ def run_agent(
         row.status, row.error = AgentStatus.ERROR, f"bad input: {exc}"
     except team_start.TeammateWithdrew as exc:
         row.status, row.error = AgentStatus.SKIPPED, f"not started: {exc}"
+    except team_start.NotTogetherYet as exc:
+        requeue = exc.after
     except Exception as exc:
         log.warning("infrastructure failure in %s %s: %s", pair.key, agent_id, exc)
         result = partial_result(exc) or result  # what the agent had done, and spent, before the failure
@@ -194,6 +216,10 @@ def run_agent(
             watch.stop(finished=ended)
         if sandbox is not None:
             sandbox.close()
+    if requeue is not None:  # nothing happened yet: no row, the reservation kept for the next try
+        if budget is not None:
+            budget.close()
+        return {"agent_id": agent_id, "status": None, "error": None, "retryable": False, "requeue": requeue}
     if watch is not None and watch.lost:
         row.usage = {**row.usage, "teammates_lost": sorted(watch.lost)}
     row.finished_at, row.duration = db.now(), time.monotonic() - t0

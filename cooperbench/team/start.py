@@ -7,7 +7,10 @@ it then blocks on its own list (BLPOP, no polling) until the whole team is in th
 or the time is up. An agent that gives up takes itself out of the set again, so its
 teammate, when it finally starts, gives up too instead of working alone: the pair is
 then an infrastructure error that a later `run` picks up. A teammate whose run already
-ended (a resumed pair) stays in the set and is not waited for. An agent that will not
+ended (a resumed pair) stays in the set and is not waited for. On the farm an agent waits
+so only for a short hold (the `team_start_hold` setting): then it leaves the set and its task
+is re-queued, holding no worker slot, and tries again, until the team-start timeout counted
+from its first try (`farm/tasks.py`); a slot is never kept idle for long behind other work. An agent that will not
 start at all (the experiment's cost cap or time limit is spent) `withdraw`s: its waiting
 teammates stop at once and are not started either, so no agent works without its team.
 """
@@ -22,6 +25,14 @@ from .mailbox import TTL_SECONDS, connect
 
 class TeamDidNotStart(RuntimeError):
     """A teammate did not start in time: an infrastructure failure, never the agent's."""
+
+
+class NotTogetherYet(Exception):
+    """The teammates are not here yet, and there is time left: try again in `after` seconds."""
+
+    def __init__(self, after: float):
+        super().__init__(f"teammates not started yet; again in {after:g} s")
+        self.after = after
 
 
 class TeammateWithdrew(RuntimeError):
@@ -51,8 +62,17 @@ def _wake(pipe, keys: PairKeys, mates: list[str], agent_id: str) -> None:
         pipe.expire(keys.arrived(mate), TTL_SECONDS)
 
 
-def wait_for_team(url: str, experiment: str, pair_key: str, agent_id: str, team: list[str], timeout: float) -> None:
-    """Return once every agent of `team` (which includes `agent_id`) has started; else TeamDidNotStart."""
+def wait_for_team(
+    url: str,
+    experiment: str,
+    pair_key: str,
+    agent_id: str,
+    team: list[str],
+    timeout: float,
+    window: float | None = None,
+) -> None:
+    """Return once every agent of `team` (which includes `agent_id`) has started, within `timeout`
+    seconds; else TeamDidNotStart, naming `window` (the whole wait, of which this is the last part)."""
     client = connect(url)
     started, keys, withdrawn = _keys(experiment, pair_key)
     mates = [a for a in team if a != agent_id]
@@ -76,7 +96,7 @@ def wait_for_team(url: str, experiment: str, pair_key: str, agent_id: str, team:
         if left <= 0:
             client.srem(started, agent_id)
             raise TeamDidNotStart(
-                f"teammate {', '.join(missing)} did not start within {timeout:g} s, so the team never ran "
+                f"teammate {', '.join(missing)} did not start within {window or timeout:g} s, so the team never ran "
                 "together (is the worker pool smaller than a team? give each worker at least 2 processes)"
             )
         client.blpop([keys.arrived(agent_id)], timeout=left)

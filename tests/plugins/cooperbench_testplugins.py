@@ -45,6 +45,18 @@ class SleepyAgent:
         return AgentResult("Submitted", steps=1)
 
 
+class SlowAgent:
+    """Works for $COOPERBENCH_TEST_SLOW_SECONDS (default 15) in its sandbox, then submits nothing:
+    another pair's long agent run, holding a worker slot."""
+
+    name = "slow"
+
+    def run(self, ctx: AgentContext) -> AgentResult:
+        seconds = float(os.environ.get("COOPERBENCH_TEST_SLOW_SECONDS", "15"))
+        ctx.sandbox.exec(f"sleep {seconds:g}", timeout=seconds + 60)
+        return AgentResult("Submitted", steps=1)
+
+
 class FlakyBackend(LocalBackend):
     """Every agent sandbox fails to start the first time (a marker file per pair and agent in
     $COOPERBENCH_FLAKY_DIR remembers it), then starts: a transient infrastructure failure."""
