@@ -373,10 +373,12 @@ def dataset_list(as_json, features, **options):
 
 @dataset.command("validate")
 @selection
+@click.option("--backend", default="local", show_default=True, help="Sandbox backend the tests run on.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
-def dataset_validate(as_json, features, dataset, repo, task, subset):
-    """Check that every feature's tests fail on the base commit and pass with its gold patch."""
+def dataset_validate(as_json, backend, features, dataset, repo, task, subset):
+    """Check that every feature's tests fail on the base commit and pass with its gold patch
+    (offline, in the task's prepared environment, as the farm's evaluations run them)."""
     from .data.dataset import Dataset
     from .grading.checks import validate
     from .sandbox import get_backend
@@ -400,7 +402,7 @@ def dataset_validate(as_json, features, dataset, repo, task, subset):
     from .environments.prepared import ensure
 
     problems = validate(
-        ds, get_backend("local", hide=[ds.root]), tasks, only=only, environment_of=lambda t: ensure(t, "local")
+        ds, get_backend(backend, hide=[ds.root]), tasks, only=only, environment_of=lambda t: ensure(t, backend)
     )
     if as_json:
         click.echo(json.dumps([p.__dict__ for p in problems], indent=2))

@@ -149,3 +149,12 @@ def test_env_rm_on_docker_removes_the_environment_image(docker, engine, tmp_path
     with pytest.raises(sdk.errors.ImageNotFound):
         engine.images.get(image)
     assert prepared.read_state(prepared.folder(task, "docker")) is None
+
+
+def test_dataset_validate_on_docker_uses_the_prepared_environment(docker, tmp_path):
+    proc = cli("dataset", "validate", "--backend", "docker", "--dataset", str(docker), "-r", CLICK, "-t", "2956",
+               "-f", "1,2", "--json", tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == 0 and json.loads(proc.stdout) == [], proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = cli("dataset", "validate", "--backend", "docker", "--dataset", str(docker), "-r", "openai_tiktoken_task",
+               "-f", "1", "--json", tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == 1 and "Rust compiler" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
