@@ -1,6 +1,6 @@
 """Task environments: what preparing a published task costs, and how much faster its evaluations get.
 
-    python bench/bench_environments.py [--task 2068] [--features 4]
+    python bench/bench_environments.py [--task 2068] [--features 4] [--backend docker]
 
 On a real published click task (`../shared/published`, upstream from its git bundle), in one run:
 1. preparing its environment from scratch (time, disk);
@@ -11,6 +11,9 @@ On a real published click task (`../shared/published`, upstream from its git bun
 3. per feature, the farm's evaluation step on the prepared environment: the same runner, in a
    local sandbox, offline, on a private copy of the caches.
 It prints each median and the ratios against (3). Needs the network to the package index.
+With `--backend docker` (a Docker-API engine, COOPERBENCH_REGISTRY_MIRROR for a machine without
+Docker Hub): the task image built, its environment prepared, then the image's runner.sh in a
+fresh container with network against the farm's evaluation in the environment image, offline.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", type=int, default=2068)
     parser.add_argument("--features", type=int, default=4, help="how many features to time")
+    parser.add_argument("--backend", choices=("local", "docker"), default="local")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cb-bench-env-"))
@@ -56,6 +60,9 @@ def main() -> None:
     task = Dataset(dataset).task("pallets_click_task", args.task)
     numbers = sorted(task.features)[: args.features]
     print(f"task {task.key}, features {numbers}")
+
+    if args.backend == "docker":
+        return docker_bench(task, numbers)
 
     t0 = time.monotonic()
     state = prepared.prepare(task, "local", say=lambda _: None)
@@ -114,6 +121,69 @@ def main() -> None:
     f = show("farm: prepared environment, offline, private copy of the caches", farm)
     print(f"ratio fresh-cache / prepared: {c / f:.2f}x   warm-cache / prepared: {w / f:.2f}x")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def docker_bench(task, numbers: list[int]) -> None:
+    """The same on the docker backend: the image's runner.sh in a fresh container of the task's
+    image, with network (the published way: `docker run -v patches:/patches <image> runner.sh`),
+    against the farm's evaluation in a container of the prepared environment image, offline."""
+    from cooperbench.environments import prepared
+    from cooperbench.grading.merge_and_test import run_feature_tests
+    from cooperbench.sandbox import get_backend
+    from cooperbench.sandbox.dockerfile import BUILD_DIR, CA_VARIABLES, ca_bundle
+    from cooperbench.sandbox.images import FILES_DIR, runner_command, tar_files
+
+    backend = get_backend("docker")
+    t0 = time.monotonic()
+    image = backend.image_for(task)
+    print(f"task image built and sanitized: {time.monotonic() - t0:.1f} s ({image})")
+    t0 = time.monotonic()
+    state = prepared.prepare(task, "docker", say=lambda _: None)
+    took = time.monotonic() - t0
+    added = (state.size_bytes or 0) - backend.image_size(image)
+    print(f"prepare from scratch: {took:.1f} s, {state.state}, the environment image adds {added / 2**20:.1f} MiB")
+    ca = ca_bundle()
+
+    def published_way(n: int) -> float:
+        feature = task.feature(n)
+        files = {
+            f"{FILES_DIR}/t.patch": feature.tests_patch.encode(),
+            f"{FILES_DIR}/f.patch": feature.gold_patch.encode(),
+        }
+        if ca:  # this lab reaches the package index through a TLS-inspecting proxy
+            files[f"{BUILD_DIR}/ca.pem"] = ca
+        container = backend.client.containers.create(
+            image,
+            entrypoint=["bash", "-c"],
+            command=[runner_command(["t.patch", "f.patch"])],
+            environment={name: f"{BUILD_DIR}/ca.pem" for name in CA_VARIABLES} if ca else None,
+        )
+        try:
+            container.put_archive("/", tar_files(files))
+            start = time.monotonic()
+            container.start()
+            code = container.wait(timeout=600)["StatusCode"]
+            took = time.monotonic() - start
+            assert code == 0, container.logs().decode()[-2000:]
+        finally:
+            container.remove(force=True)
+        return took
+
+    published = [published_way(n) for n in numbers]
+    env = prepared.ensure(task, "docker")
+    farm = []
+    for n in numbers:
+        with backend.create(task, labels={"agent": "bench"}, environment=env) as sandbox:
+            feature = task.feature(n)
+            start = time.monotonic()
+            outcome = run_feature_tests(sandbox, task, feature, extra_patch=feature.gold_patch)
+            farm.append(time.monotonic() - start)
+        assert outcome.passed, outcome.output[-2000:]
+    p = statistics.median(published)
+    f = statistics.median(farm)
+    print(f"published way: fresh container, network, runner.sh reinstalling   {p:6.2f} s median  {published}")
+    print(f"farm: prepared environment image, offline                         {f:6.2f} s median  {farm}")
+    print(f"ratio published / prepared: {p / f:.2f}x")
 
 
 if __name__ == "__main__":
