@@ -303,6 +303,7 @@ def _prepare_in_image(task: Task, key: str, needs: toolchains.Needs, backend) ->
     from ..sandbox.images import FILES_DIR, REPO_DIR, host_runner_command, runner_command
 
     first = task.feature(sorted(task.features)[0])
+    backend.client  # the engine answers, else SandboxError: an outage is raised, never recorded as the task's
     try:
         source = backend.image_for(task)
     except (SandboxError, UserError) as exc:

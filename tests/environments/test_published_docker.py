@@ -20,6 +20,7 @@ from cooperbench.data.dataset import Dataset
 from cooperbench.environments import prepared
 from cooperbench.sandbox import get_backend
 
+from ..conftest import run_cli
 from ..docker_engine import engine  # noqa: F401  (a fixture)
 from .test_published import CLICK, PUBLISHED, cli, covering_sample, published  # noqa: F401
 
@@ -158,3 +159,12 @@ def test_dataset_validate_on_docker_uses_the_prepared_environment(docker, tmp_pa
     proc = cli("dataset", "validate", "--backend", "docker", "--dataset", str(docker), "-r", "openai_tiktoken_task",
                "-f", "1", "--json", tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == 1 and "Rust compiler" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_an_engine_that_does_not_answer_is_said_in_one_line_and_not_recorded_as_the_tasks(published, tmp_path):  # noqa: F811
+    gone = f"unix://{tmp_path / 'no-engine.sock'}"
+    proc = run_cli("env", "prepare", "--backend", "docker", "--dataset", str(published), "-r", CLICK, "-t", "2068",
+                   env={"DOCKER_HOST": gone, "COOPERBENCH_CACHE": str(tmp_path / "cache")})  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "no container engine" in proc.stderr, proc.stderr
+    assert not list((tmp_path / "cache").glob("environments/docker/*/*/state.json"))  # tried again next time
