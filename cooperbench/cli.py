@@ -492,7 +492,12 @@ def env_rm(repo, task, backend):
         for s in listing(backend)
         if (repo is None or s.task.split("/")[0] == repo) and (task is None or s.task.endswith(f"/task{task}"))
     ]
-    click.echo(f"removed {remove(chosen)} environment(s)")
+    removed, kept = remove(chosen)
+    click.echo(f"removed {removed} environment(s)")
+    for why in kept:
+        click.echo(why, err=True)
+    if kept:
+        sys.exit(1)
 
 
 def _print_envs(states, as_json: bool) -> None:

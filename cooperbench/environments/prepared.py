@@ -299,7 +299,7 @@ def _prepare_in_image(task: Task, key: str, needs: toolchains.Needs, backend) ->
     """Warm the task's image with network and commit it (see `in_image`), then check every
     feature's gold offline in it: (the cause of a failure or None, the image, its size)."""
     from ..sandbox import SandboxError
-    from ..sandbox.dockerfile import ca_bundle
+    from ..sandbox.dockerfile import BUILD_DIR, ca_bundle
     from ..sandbox.images import FILES_DIR, REPO_DIR, host_runner_command, runner_command
 
     first = task.feature(sorted(task.features)[0])
@@ -319,12 +319,12 @@ def _prepare_in_image(task: Task, key: str, needs: toolchains.Needs, backend) ->
         runner = host_runner_command(FILES_DIR, REPO_DIR, [f"{FILES_DIR}/tests.patch", f"{FILES_DIR}/gold.patch"])
     ca = ca_bundle()
     if ca:
-        files["/opt/cooperbench-build/ca.pem"] = ca
+        files[f"{BUILD_DIR}/ca.pem"] = ca
     script = in_image.prepare_script(runner, ca=bool(ca), pip=any(t.name == "pip" for t in needs.toolchains))
     name = source.rpartition(":")[0].replace("cooperbench-sandbox-", "cooperbench-env-")
     tag = f"{name}:{key}"
+    backend.remove_image(tag)  # a new preparation replaces an old one (one in use is raised, not recorded)
     try:
-        backend.remove_image(tag)  # a new preparation replaces an old one
         backend.prepare_image(source, tag, files=files, script=script, timeout=PREPARE_TIMEOUT)
     except SandboxError as exc:
         return f"the gold patch of feature {first.number} fails with network: {exc}", None, 0
@@ -350,14 +350,18 @@ def listing(backend: str | None = None) -> list[EnvState]:
     return states
 
 
-def remove(states: list[EnvState]) -> int:
-    """Delete these environments from this machine (an environment's image too); returns how many."""
+def remove(states: list[EnvState]) -> tuple[int, list[str]]:
+    """Delete these environments from this machine (an environment's image too): how many, and why
+    the others stay (an image that running sandboxes use, an engine that does not answer)."""
+    removed, kept = 0, []
     for state in states:
         with _locked(Path(state.path)):
             if state.image:
                 try:
                     get_backend(state.backend).remove_image(state.image)
-                except Exception as exc:  # the engine is away: the record goes, the image stays
-                    log.warning("cannot remove the image %s: %s", state.image, exc)
+                except Exception as exc:  # kept whole, record and image, to be removed later
+                    kept.append(f"{state.task} ({state.backend}) kept: {exc}")
+                    continue
             shutil.rmtree(state.path, ignore_errors=True)
-    return len(states)
+            removed += 1
+    return removed, kept

@@ -373,11 +373,15 @@ class DockerBackend:
         return int(self.client.images.get(tag).attrs.get("Size") or 0)
 
     def remove_image(self, tag: str) -> None:
-        """Delete an image this farm made (an environment's); gone already is fine."""
+        """Delete an image this farm made (an environment's); gone already is fine. One that running
+        sandboxes use is not forced away from under them: SandboxError."""
+        docker = _docker()
         try:
-            self.client.images.remove(tag, force=True)
-        except _docker().errors.NotFound:  # podman says 404 without Docker's "No such image"
+            self.client.images.remove(tag)
+        except docker.errors.NotFound:  # podman says 404 without Docker's "No such image"
             pass
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"cannot remove the image {tag} (sandboxes still use it?): {exc}") from None
 
     def image_for(self, task) -> str:
         """The sanitized image of the task (made once; shared by every sandbox of the task)."""

@@ -143,10 +143,16 @@ def test_env_rm_on_docker_removes_the_environment_image(docker, engine, tmp_path
     import docker as sdk
 
     task = Dataset(docker).task(CLICK, 2800)
-    image = prepared.ensure(task, "docker").image
-    engine.images.get(image)
+    env = prepared.ensure(task, "docker")
+    image = env.image
+    with get_backend("docker").create(task, labels={"agent": "probe"}, environment=env) as box:
+        proc = cli("env", "rm", "--backend", "docker", "-r", CLICK, "-t", "2800", tmp_path=tmp_path)
+        assert proc.returncode == 1 and "kept" in proc.stderr, proc.stderr  # not pulled from under a sandbox
+        assert box.exec("true", timeout=60).exit_code == 0
+        engine.images.get(image)
+        assert prepared.read_state(prepared.folder(task, "docker")) is not None
     proc = cli("env", "rm", "--backend", "docker", "-r", CLICK, "-t", "2800", tmp_path=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0 and "removed 1" in proc.stdout, proc.stderr
     with pytest.raises(sdk.errors.ImageNotFound):
         engine.images.get(image)
     assert prepared.read_state(prepared.folder(task, "docker")) is None
