@@ -124,6 +124,9 @@ class RepoCache:
                 (path / ".git" / leftover).unlink(missing_ok=True)
             shutil.rmtree(path / ".git" / "logs", ignore_errors=True)
             git("config", "core.logAllRefUpdates", "false", cwd=path)
+            # every harness commit in a copy would otherwise start `git maintenance run --auto`
+            git("config", "maintenance.auto", "false", cwd=path)
+            git("config", "gc.auto", "0", cwd=path)
             git("config", "user.name", "agent", cwd=path)
             git("config", "user.email", "agent@cooperbench.local", cwd=path)
             git("gc", "--quiet", "--prune=now", cwd=path)
