@@ -149,6 +149,7 @@ def run_agent(
                     raise
                 # back, holding no slot meanwhile, before a teammate that arrives now ends its own hold
                 raise team_start.NotTogetherYet(min(hold / 3, left - hold)) from None
+            watch.together()
         with_remote = spec.git and bool(teammates)
         remote = (
             shared_remote.ensure(spec.name, pair.key, RepoCache().base(task.repo_url, task.base_commit))

@@ -71,6 +71,7 @@ class Watch:
         self.ttl = ttl or heartbeat_ttl()
         self.lost: set[str] = set()
         self._seen: dict[str, str] = {}  # teammate -> "running" or "lost", as last judged
+        self._judging = False  # from `together()` on: before, a teammate may leave to be re-queued
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{agent}", daemon=True)
         self._whoami = f"{socket.gethostname()}:{os.getpid()}"
@@ -85,6 +86,14 @@ class Watch:
                 self._tell(finished_notice(mate))
         self._thread.start()
         return self
+
+    def together(self) -> None:
+        """The team is together (every teammate started, heartbeat first): from now on a teammate
+        with neither heartbeat nor done mark was lost. Before, one that left while waiting for the
+        team (re-queued, to wait without a worker slot) was no loss, and is not recorded as one."""
+        for mate in self.teammates:
+            self._seen.setdefault(mate, "running")
+        self._judging = True
 
     def stop(self, finished: bool) -> None:
         """End the heartbeat: `finished` runs are marked done (and teammates told); others just vanish (lost)."""
@@ -113,8 +122,8 @@ class Watch:
                 p.exists(alive_key(m, mate))
                 p.exists(m.done_key(mate))
             mine, *states = p.execute()
-        if mine is None:
-            return  # our own heartbeat had vanished: absence proves nothing this round
+        if mine is None or not self._judging:
+            return  # our own heartbeat had vanished (absence proves nothing this round), or no team yet
         for i, mate in enumerate(self.teammates):
             alive, done = states[2 * i], states[2 * i + 1]
             before = self._seen.get(mate)

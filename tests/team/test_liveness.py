@@ -64,6 +64,7 @@ def test_each_change_of_a_teammate_is_told_once(box, redis_url):
     me = Watch(box, "agent1", ["agent2"], notify=True, ttl=30)  # rounds driven by hand: no thread
     me.beat()
     mate = Teammate(redis_url, box.prefix.split(":")[1], ttl=1.5)
+    me.together()  # both started: from now on a vanished heartbeat is a loss
     try:
         me.beat()
         assert inbox.receive() == []  # running: nothing to say
@@ -93,6 +94,7 @@ def test_each_change_of_a_teammate_is_told_once(box, redis_url):
 def test_a_teammate_killed_mid_wait_ends_the_wait_within_its_ttl(box, redis_url):
     me = Watch(box, "agent1", ["agent2"], notify=True, ttl=1.5).start()
     mate = Teammate(redis_url, box.prefix.split(":")[1], ttl=1.5)
+    me.together()
     try:
         time.sleep(1.2)  # two rounds of agent1's watch see agent2 running
         mate.kill()
@@ -111,6 +113,7 @@ def test_a_finished_teammate_tells_at_once_and_is_not_lost(box):
     me = Watch(box, "agent1", ["agent2"], notify=True, ttl=30)
     me.beat()
     mate = Watch(box, "agent2", ["agent1"], notify=True, ttl=30).start()
+    me.together()
     me.beat()
     mate.stop(finished=True)
     assert _bodies(box.for_agent("agent1").receive()) == [finished_notice("agent2")]
@@ -119,6 +122,24 @@ def test_a_finished_teammate_tells_at_once_and_is_not_lost(box):
     assert box.finished("agent2") and not box.redis.exists(box.key("alive:agent2"))
     me.stop(finished=False)  # an infrastructure failure: not done, and no notice
     assert not box.finished("agent1") and box.for_agent("agent2").receive() == []
+
+
+def test_a_teammate_that_leaves_before_the_team_is_together_is_no_loss(box):
+    """Waiting for the team, an agent may leave (re-queued, to wait without a worker slot): its
+    heartbeat vanishes, and its teammate must neither be told it was lost nor record a loss."""
+    me = Watch(box, "agent1", ["agent2"], notify=True, ttl=30)
+    me.beat()
+    mate = Watch(box, "agent2", ["agent1"], notify=True, ttl=30).start()
+    me.beat()
+    mate.stop(finished=False)  # re-queued before the team got together
+    me.beat()
+    assert box.for_agent("agent1").receive() == [] and me.lost == set()
+    mate = Watch(box, "agent2", ["agent1"], notify=True, ttl=30).start()  # back: now the team starts
+    me.together()
+    me.beat()
+    mate.stop(finished=False)  # lost after the team was together: that is a loss
+    me.beat()
+    assert _bodies(box.for_agent("agent1").receive()) == [lost_notice("agent2")] and me.lost == {"agent2"}
 
 
 def test_an_agent_started_again_is_not_done_and_hears_who_has_finished(box):
