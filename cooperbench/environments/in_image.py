@@ -29,7 +29,7 @@ PIP_OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELHOUSE, "PIP_DISABLE_P
 
 # pyproject's build requirements, one a line (setuptools and wheel for a project without any)
 _BUILD_REQUIRES = """
-import pathlib, re
+import pathlib
 text = pathlib.Path("pyproject.toml").read_text() if pathlib.Path("pyproject.toml").is_file() else ""
 try:
     import tomllib
@@ -67,6 +67,11 @@ def prepare_script(runner: str, *, ca: bool, pip: bool) -> str:
     lines += [
         runner,
         f"rm -rf {BUILD_DIR} {FILES_DIR}/*",
-        f"git -C {REPO_DIR} status --porcelain --ignored | head -5",  # the runner cleans up after itself
+        # what is committed is the base and nothing of the gold run: a runner that leaves its patches
+        # applied (no clean-up trap) would hand every sandbox feature 1's solution
+        f'test -z "$(git -C {REPO_DIR} status --porcelain)" || {{ echo "the runner left the repository changed:"; '
+        f"git -C {REPO_DIR} status --porcelain | head; exit 1; }}",
+        f'test "$(git -C {REPO_DIR} rev-parse HEAD)" = "$(cat {REPO_DIR}/.git/cooperbench-ready)" '
+        '|| { echo "the runner moved HEAD off the base commit"; exit 1; }',
     ]
     return "\n".join(lines) + "\n"

@@ -213,11 +213,11 @@ def prepare(
         cause = f"task environments are prepared for the {', '.join(SUPPORTED_BACKENDS)} backend only so far"
         return EnvState(**{**asdict(base), "state": FAILED, "cause": cause})
     state = read_state(path)
-    if state is not None and not force:
+    if state is not None and not force and _still_there(state):
         return state
     with _locked(path):
         state = read_state(path)
-        if state is not None and not force:
+        if state is not None and not force and _still_there(state):
             return state  # another process prepared it while this one waited
         started = time.monotonic()
         size = 0
@@ -293,6 +293,14 @@ def _prepare(task: Task, path: Path, needs: toolchains.Needs, backend: SandboxBa
         if still:
             return f"the gold patch of feature {still[0]} fails offline: {again[still[0]]}"
     return None
+
+
+def _still_there(state: EnvState) -> bool:
+    """A recorded environment is still usable: one whose image was deleted since (an image prune)
+    is prepared again, not handed to sandboxes that could not start."""
+    if state.state != READY or not state.image:
+        return True
+    return get_backend(state.backend).has_image(state.image)
 
 
 def _prepare_in_image(task: Task, key: str, needs: toolchains.Needs, backend) -> tuple[str | None, str | None, int]:

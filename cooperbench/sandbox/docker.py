@@ -369,6 +369,9 @@ class DockerBackend:
             container.remove(force=True)
         return tag
 
+    def has_image(self, tag: str) -> bool:
+        return self._exists(tag)
+
     def image_size(self, tag: str) -> int:
         return int(self.client.images.get(tag).attrs.get("Size") or 0)
 
@@ -385,7 +388,7 @@ class DockerBackend:
 
     def image_for(self, task) -> str:
         """The sanitized image of the task (made once; shared by every sandbox of the task)."""
-        key = (self.client.api.base_url, task.key, task.base_commit, self.base, self.prefix)
+        key = (self.client.api.base_url, task.key, task.base_commit, self.base, self.prefix, dockerfile.mirror())
         if key in _made:
             return _made[key]
         with _host_lock(hashlib.sha256(repr(key).encode()).hexdigest()[:16]):

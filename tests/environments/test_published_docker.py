@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -174,3 +175,26 @@ def test_an_engine_that_does_not_answer_is_said_in_one_line_and_not_recorded_as_
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "no container engine" in proc.stderr, proc.stderr
     assert not list((tmp_path / "cache").glob("environments/docker/*/*/state.json"))  # tried again next time
+
+
+def test_an_environment_image_deleted_since_is_prepared_again(docker, engine):  # noqa: F811
+    task = Dataset(docker).task(CLICK, 2956)
+    first = prepared.ensure(task, "docker").image
+    before = prepared.read_state(prepared.folder(task, "docker"))
+    engine.images.remove(first)  # an `image prune` on the worker
+    again = prepared.ensure(task, "docker").image
+    engine.images.get(again)
+    assert prepared.read_state(prepared.folder(task, "docker")).prepared_at > before.prepared_at
+
+
+def test_a_runner_that_leaves_the_gold_applied_is_not_committed_into_the_environment(docker, tmp_path):
+    """The warm run's gold must not end up in the image every sandbox starts from: a runner.sh
+    without its clean-up fails the preparation, and its pairs are not scored."""
+    dataset = tmp_path / "dataset"
+    shutil.copytree(docker / CLICK / "task2068", dataset / CLICK / "task2068")
+    runner = dataset / CLICK / "task2068" / "runner.sh"
+    runner.write_text(runner.read_text().replace("trap cleanup EXIT INT TERM", "# no clean-up"))
+    proc = cli("env", "prepare", "--backend", "docker", "--dataset", str(dataset), "--json", tmp_path=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (state,) = json.loads(proc.stdout)
+    assert state["state"] == "failed" and "the runner left the repository changed" in state["cause"], state
