@@ -27,7 +27,7 @@ def mailbox_url(app) -> str:
     return app.conf.get("cooperbench_mailbox_url") or app.conf.broker_url
 
 
-def _retry_infra(task, failed: bool, team_waits: int = 0):
+def _retry_infra(task, failed: bool, team_waits: int = 0, args: tuple | None = None, kwargs: dict | None = None):
     """Typed retries: an infrastructure failure is tried again, with exponential backoff, up to
     the `infra_retries` setting's times; an agent's or a test's failure never is. (`team_waits`
     of the task's retries were re-queues to wait for teammates: they do not count.)"""
@@ -35,7 +35,7 @@ def _retry_infra(task, failed: bool, team_waits: int = 0):
     tries = task.request.retries - team_waits
     if failed and tries < limit:
         base = settings.get("infra_backoff")
-        raise task.retry(countdown=base * 2**tries, max_retries=limit + team_waits)
+        raise task.retry(countdown=base * 2**tries, max_retries=limit + team_waits, args=args, kwargs=kwargs)
 
 
 def agent_task(
@@ -44,6 +44,7 @@ def agent_task(
     """One agent of a pair. A coop agent whose teammates have not started within the hold is
     re-queued (a retry with a short countdown, keeping its chord) instead of holding its slot."""
     since = waiting_since if waiting_since is not None else time.time()
+    args = (spec, pair, agent_id, features)  # given with kwargs on every retry: Celery then merges nothing
     summary = run_agent(
         ExperimentSpec.from_json(spec),
         Pair.from_json(pair),
@@ -54,12 +55,13 @@ def agent_task(
     )
     if summary.get("requeue") is not None:
         raise self.retry(
-            args=(spec, pair, agent_id, features),
+            args=args,
             kwargs={"waiting_since": since, "team_waits": team_waits + 1},
             countdown=summary["requeue"],
             max_retries=self.request.retries + 1,
         )
-    _retry_infra(self, summary.get("retryable", False), team_waits)
+    # tried again after a failure, the agent waits for its team anew: a full team-start window
+    _retry_infra(self, summary.get("retryable", False), team_waits, args, {"team_waits": team_waits})
     return summary
 
 
