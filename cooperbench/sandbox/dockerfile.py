@@ -39,7 +39,8 @@ CA_VARIABLES = (
     "NODE_EXTRA_CA_CERTS",
 )
 _FROM = re.compile(r"^FROM\s+((?:--\S+\s+)*)(\S+)(\s+AS\s+(\S+))?\s*$", re.I | re.S)
-_CLONE = re.compile(r"\bgit\s+clone\b[^\n]*?\s['\"]?(\w+://[^\s'\"]+)")
+# a clone's URL, on the same command (continued lines included)
+_CLONE = re.compile(r"\bgit\s+clone\b(?:\\\n|[^\n;&|])*?\s['\"]?(\w+://[^\s'\"]+)")
 
 
 @dataclass(frozen=True)

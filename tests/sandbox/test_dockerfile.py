@@ -45,6 +45,13 @@ def test_the_upstream_clone_is_served_from_the_cache_and_the_ca_reaches_build_st
     assert rewrite(CLICK_LIKE, BuildSupply()) == (CLICK_LIKE, [])  # nothing supplied: unchanged
 
 
+def test_a_clone_url_on_a_continued_line_is_found_and_a_url_after_the_clone_command_is_not():
+    continued = "FROM python:3\nRUN git clone --depth 1 \\\n    https://github.com/pallets/click repo\n"
+    assert rewrite(continued, SUPPLY)[1] == ["https://github.com/pallets/click"]
+    other = "FROM python:3\nRUN git clone /src repo && echo https://github.com/pallets/click\n"
+    assert rewrite(other, SUPPLY)[1] == []
+
+
 def test_the_build_context_carries_the_rewritten_dockerfile_the_bundle_and_a_bare_upstream(tmp_path):
     task = tmp_path / "task1"
     (task / "feature1").mkdir(parents=True)
