@@ -8,8 +8,12 @@ in a container of the sanitized task image **with network**, running no agent-wr
 
 1. the project's build requirements (`[build-system] requires` of its pyproject.toml, else
    setuptools and wheel) are saved as wheels in `WHEELHOUSE`;
-2. the image's own runner runs once on the first feature's gold patch, so anything else it
-   installs or caches (pip, uv, npm, Go, cargo, in their default places) is in the image;
+2. the image's own runner runs once, with network, as the test patch a harmless patch that
+   only adds a marker file (`WARM_PATCH`): no gold patch and no hidden test is ever applied
+   there, so none can be left in the image (a non-editable install, a stray `.pyc`), while
+   whatever the runner installs or caches (pip, uv, npm, Go, cargo, in their default places)
+   is. Its exit code is not asked for (its tests may need a patch); the repository must be
+   left as it was, on the base commit, with no file added or changed, ignored ones included;
 
 then the container is committed as the environment's image. Sandboxes of that image run
 with no network and the toolchains' offline switches: `PIP_NO_INDEX=1` with
@@ -25,6 +29,14 @@ from ..sandbox.images import FILES_DIR, REPO_DIR
 from . import toolchains
 
 WHEELHOUSE = "/opt/cooperbench/wheels"
+WARM_PATCH_NAME = "cooperbench-warm.patch"
+WARM_PATCH = """diff --git a/.cooperbench-warm-run b/.cooperbench-warm-run
+new file mode 100644
+--- /dev/null
++++ b/.cooperbench-warm-run
+@@ -0,0 +1 @@
++a run with network, to install and cache what the runner needs
+"""
 PIP_OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELHOUSE, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 # pyproject's build requirements, one a line (setuptools and wheel for a project without any)
@@ -54,8 +66,15 @@ def environment(image: str, needs: toolchains.Needs) -> Environment:
 
 def prepare_script(runner: str, *, ca: bool, pip: bool) -> str:
     """Bash run in the preparing container (as the image's user, in the repository, with network);
-    `runner` is the test command of the first feature's gold run."""
-    lines = ["set -euo pipefail", f"cd {REPO_DIR}"]
+    `runner` is the runner's command with the warm patch."""
+    lines = [
+        "set -euo pipefail",
+        f"cd {REPO_DIR}",
+        # the repository's changes, and every untracked or ignored file with its content's hash
+        f"snapshot() {{ git -C {REPO_DIR} status --porcelain; "
+        f"(cd {REPO_DIR} && git ls-files --others -z | xargs -0 -r sha1sum); }}",
+        'before="$(snapshot | sort)"',
+    ]
     if ca:
         lines += [f"export {name}={BUILD_DIR}/ca.pem" for name in CA_VARIABLES]
     if pip:
@@ -65,12 +84,12 @@ def prepare_script(runner: str, *, ca: bool, pip: bool) -> str:
             f"python -m pip wheel -q --disable-pip-version-check -w {WHEELHOUSE} -r {FILES_DIR}/build-requires.txt",
         ]
     lines += [
-        runner,
+        f'{runner} || echo "the warm run exited $? (its tests may need a patch): the gold runs offline decide"',
         f"rm -rf {BUILD_DIR} {FILES_DIR}/*",
-        # what is committed is the base and nothing of the gold run: a runner that leaves its patches
-        # applied (no clean-up trap) would hand every sandbox feature 1's solution
-        f'test -z "$(git -C {REPO_DIR} status --porcelain)" || {{ echo "the runner left the repository changed:"; '
-        f"git -C {REPO_DIR} status --porcelain | head; exit 1; }}",
+        # what is committed is the base as it was: a runner that leaves its patch applied or files
+        # behind (no clean-up trap) must not hand them to every sandbox
+        'new="$(comm -13 <(printf "%s\\n" "$before") <(snapshot | sort))"',
+        'test -z "$new" || { echo "the runner left the repository changed:"; printf "%s\\n" "$new" | head; exit 1; }',
         f'test "$(git -C {REPO_DIR} rev-parse HEAD)" = "$(cat {REPO_DIR}/.git/cooperbench-ready)" '
         '|| { echo "the runner moved HEAD off the base commit"; exit 1; }',
     ]

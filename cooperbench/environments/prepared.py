@@ -305,26 +305,24 @@ def _still_there(state: EnvState) -> bool:
 
 def _prepare_in_image(task: Task, key: str, needs: toolchains.Needs, backend) -> tuple[str | None, str | None, int]:
     """Warm the task's image with network and commit it (see `in_image`), then check every
-    feature's gold offline in it: (the cause of a failure or None, the image, its size)."""
+    feature's gold offline in it: (the cause of a failure or None, the image, its size).
+    The warm run applies no gold patch and no hidden test: nothing an agent must not see can
+    end up in the image every sandbox of the task starts from."""
     from ..sandbox import SandboxError
     from ..sandbox.dockerfile import BUILD_DIR, ca_bundle
     from ..sandbox.images import FILES_DIR, REPO_DIR, host_runner_command, runner_command
 
-    first = task.feature(sorted(task.features)[0])
     backend.client  # the engine answers, else SandboxError: an outage is raised, never recorded as the task's
     try:
         source = backend.image_for(task)
     except (SandboxError, UserError) as exc:
         return f"the task's image cannot be made: {exc}", None, 0
-    files = {
-        f"{FILES_DIR}/tests.patch": first.tests_patch.encode("utf-8", "surrogateescape"),
-        f"{FILES_DIR}/gold.patch": first.gold_patch.encode("utf-8", "surrogateescape"),
-    }
+    files = {f"{FILES_DIR}/{in_image.WARM_PATCH_NAME}": in_image.WARM_PATCH.encode()}
     if runner_of(task, backend.name) == IMAGE_RUNNER:
-        runner = runner_command(["tests.patch", "gold.patch"])
+        runner = runner_command([in_image.WARM_PATCH_NAME])
     else:
         files[f"{FILES_DIR}/run_tests.sh"] = read_task_file(task.path, RUNNER)
-        runner = host_runner_command(FILES_DIR, REPO_DIR, [f"{FILES_DIR}/tests.patch", f"{FILES_DIR}/gold.patch"])
+        runner = host_runner_command(FILES_DIR, REPO_DIR, [f"{FILES_DIR}/{in_image.WARM_PATCH_NAME}"])
     ca = ca_bundle()
     if ca:
         files[f"{BUILD_DIR}/ca.pem"] = ca
@@ -335,7 +333,7 @@ def _prepare_in_image(task: Task, key: str, needs: toolchains.Needs, backend) ->
     try:
         backend.prepare_image(source, tag, files=files, script=script, timeout=PREPARE_TIMEOUT)
     except SandboxError as exc:
-        return f"the gold patch of feature {first.number} fails with network: {exc}", None, 0
+        return f"the warm run with network failed: {exc}", None, 0
     offline = in_image.environment(tag, needs)
     numbers = sorted(task.features)
     results = _gold_run(backend, task, offline, numbers)

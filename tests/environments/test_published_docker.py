@@ -187,9 +187,9 @@ def test_an_environment_image_deleted_since_is_prepared_again(docker, engine):  
     assert prepared.read_state(prepared.folder(task, "docker")).prepared_at > before.prepared_at
 
 
-def test_a_runner_that_leaves_the_gold_applied_is_not_committed_into_the_environment(docker, tmp_path):
-    """The warm run's gold must not end up in the image every sandbox starts from: a runner.sh
-    without its clean-up fails the preparation, and its pairs are not scored."""
+def test_a_runner_that_leaves_its_patch_applied_is_not_committed_into_the_environment(docker, tmp_path):
+    """What the warm run applies must not end up in the image every sandbox starts from: a
+    runner.sh without its clean-up fails the preparation, and its pairs are not scored."""
     dataset = tmp_path / "dataset"
     shutil.copytree(docker / CLICK / "task2068", dataset / CLICK / "task2068")
     runner = dataset / CLICK / "task2068" / "runner.sh"
