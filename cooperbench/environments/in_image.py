@@ -27,8 +27,8 @@ from ..sandbox import Environment
 from ..sandbox.dockerfile import BUILD_DIR, CA_VARIABLES
 from ..sandbox.images import FILES_DIR, REPO_DIR
 from . import toolchains
+from .toolchains import WHEELHOUSE
 
-WHEELHOUSE = "/opt/cooperbench/wheels"
 WARM_PATCH_NAME = "cooperbench-warm.patch"
 WARM_PATCH = """diff --git a/.cooperbench-warm-run b/.cooperbench-warm-run
 new file mode 100644
@@ -37,7 +37,6 @@ new file mode 100644
 @@ -0,0 +1 @@
 +a run with network, to install and cache what the runner needs
 """
-PIP_OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELHOUSE, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 # pyproject's build requirements, one a line (setuptools and wheel for a project without any)
 _BUILD_REQUIRES = """
@@ -56,7 +55,7 @@ def offline_variables(needs: toolchains.Needs) -> dict[str, str]:
     """The switches that keep the image's toolchains offline; their caches stay where the image has them."""
     variables: dict[str, str] = {}
     for t in needs.toolchains:
-        variables.update(PIP_OFFLINE if t.name == "pip" else t.offline)
+        variables.update(t.offline)
     return variables
 
 

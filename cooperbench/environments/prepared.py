@@ -282,17 +282,23 @@ def _prepare(task: Task, path: Path, needs: toolchains.Needs, backend: SandboxBa
     warm = _gold_run(backend, task, online, numbers[:1])
     if warm[numbers[0]] is not None:
         return f"the gold patch of feature {numbers[0]} fails with network: {warm[numbers[0]]}"
-    results = _gold_run(backend, task, offline, numbers)
-    failing = [n for n, why in results.items() if why is not None]
-    if failing:  # a flaky test, or a feature needing something the first did not: warm it, then again offline
-        failing = [n for n, why in _gold_run(backend, task, offline, failing).items() if why is not None]
-    if failing:
-        _gold_run(backend, task, online, failing)
-        again = _gold_run(backend, task, offline, failing)
+    failing = _failing_offline(backend, task, offline, numbers)
+    if failing:  # a feature needing something the first did not: warm it, then again offline
+        _gold_run(backend, task, online, list(failing))
+        again = _gold_run(backend, task, offline, list(failing))
         still = [n for n in failing if again[n] is not None]
         if still:
             return f"the gold patch of feature {still[0]} fails offline: {again[still[0]]}"
     return None
+
+
+def _failing_offline(backend: SandboxBackend, task: Task, offline: Environment, numbers: list[int]) -> dict[int, str]:
+    """The features whose gold fails offline, and why; each that fails is tried once more (a flaky test)."""
+    results = _gold_run(backend, task, offline, numbers)
+    failing = [n for n, why in results.items() if why is not None]
+    if failing:
+        results = _gold_run(backend, task, offline, failing)
+    return {n: why for n, why in results.items() if why is not None}
 
 
 def _still_there(state: EnvState) -> bool:
@@ -334,14 +340,10 @@ def _prepare_in_image(task: Task, key: str, needs: toolchains.Needs, backend) ->
         backend.prepare_image(source, tag, files=files, script=script, timeout=PREPARE_TIMEOUT)
     except SandboxError as exc:
         return f"the warm run with network failed: {exc}", None, 0
-    offline = in_image.environment(tag, needs)
-    numbers = sorted(task.features)
-    results = _gold_run(backend, task, offline, numbers)
-    failing = [n for n, why in results.items() if why is not None]
-    if failing:  # a flaky test: once more
-        failing = [n for n, why in _gold_run(backend, task, offline, failing).items() if why is not None]
+    failing = _failing_offline(backend, task, in_image.environment(tag, needs), sorted(task.features))
     if failing:
-        return f"the gold patch of feature {failing[0]} fails offline: {results[failing[0]]}", tag, 0
+        n, why = sorted(failing.items())[0]
+        return f"the gold patch of feature {n} fails offline: {why}", tag, 0
     return None, tag, backend.image_size(tag)
 
 

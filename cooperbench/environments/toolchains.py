@@ -86,7 +86,16 @@ SYSTEM_INSTALL = re.compile(r"(?<![\w-])(apt-get|apt|yum|dnf|apk)\s+(-\S+\s+)*(i
 
 # pip in a task image: what it installs stays in the committed image, build backends in a wheelhouse
 # (see `in_image`); on the host, pip has no cache that makes a fresh install offline.
-PIP_IN_IMAGE = Toolchain("pip", PIP, ("pip",), "pip", {}, {"PIP_NO_INDEX": "1"}, tested_here=True)
+WHEELHOUSE = "/opt/cooperbench/wheels"
+PIP_IN_IMAGE = Toolchain(
+    "pip",
+    PIP,
+    ("pip",),
+    "pip",
+    {},
+    {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELHOUSE, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    tested_here=True,
+)
 
 
 @dataclass

@@ -316,25 +316,53 @@ class DockerBackend:
         if self._exists(tag):
             return tag
         log.info("sanitizing the repository of %s into %s", source, tag)
+        script = images.sanitize_script(task.base_commit)
+        self._run_and_commit(
+            source, tag, script, "sanitize", f"cannot sanitize the repository of {source}", 1800, network_mode="none"
+        )
+        return tag
+
+    def _run_and_commit(
+        self,
+        source: str,
+        tag: str,
+        script: str,
+        role: str,
+        failed: str,
+        timeout: float,
+        files=None,
+        late_is_failure: bool = False,
+        **options,
+    ) -> None:
+        """Run `script` (bash) in a new container of `source`, after writing `files` (path -> bytes)
+        into it, and commit the container as `tag`; SandboxError (`failed`, the exit code and the
+        output's end) if the script fails, or (`late_is_failure`) runs past `timeout`.
+        The container is removed either way."""
         container = self.client.containers.create(
             source,
             entrypoint=["bash", "-c"],
-            command=[images.sanitize_script(task.base_commit)],
-            network_mode="none",
-            labels={LABEL: "1", f"{LABEL}.role": "sanitize", OWNER: owner()},
-            name=f"cb-sanitize-{uuid.uuid4().hex[:8]}",
+            command=[script],
+            labels={LABEL: "1", f"{LABEL}.role": role, OWNER: owner()},
+            name=f"cb-{role}-{uuid.uuid4().hex[:8]}",
+            **options,
         )
         try:
+            if files and not container.put_archive("/", images.tar_files(files)):
+                raise SandboxError(f"{failed}: cannot copy its files into {container.name}")
             container.start()
-            status = container.wait(timeout=1800).get("StatusCode")
+            try:
+                status = container.wait(timeout=timeout).get("StatusCode")
+            except Exception as exc:
+                if not late_is_failure:
+                    raise
+                raise SandboxError(f"{failed}: not finished within {timeout:.0f} s: {exc}") from exc
             if status != 0:
                 output = container.logs().decode("utf-8", "replace")
-                raise SandboxError(f"cannot sanitize the repository of {source} (exit {status}): {output[-1500:]}")
+                raise SandboxError(f"{failed} (exit {status}): {output[-1500:]}")
             repo, _, version = tag.rpartition(":")
             container.commit(repository=repo, tag=version)
         finally:
             container.remove(force=True)
-        return tag
 
     def prepare_image(self, source: str, tag: str, *, files: dict[str, bytes], script: str, timeout: float) -> str:
         """Run `script` in a container of `source` **with network**, then commit it as `tag`: a task
@@ -342,31 +370,19 @@ class DockerBackend:
         `files` are written first (path -> bytes). Raises SandboxError with the output's end."""
         if self._exists(tag):
             return tag
-        container = self.client.containers.create(
+        self._run_and_commit(
             source,
-            entrypoint=["bash", "-c"],
-            command=[script],
-            labels={LABEL: "1", f"{LABEL}.role": "prepare", OWNER: owner()},
-            name=f"cb-prepare-{uuid.uuid4().hex[:8]}",
+            tag,
+            script,
+            "prepare",
+            f"preparing in {source} failed",
+            timeout,
+            files,
+            late_is_failure=True,
             working_dir=images.REPO_DIR,
             security_opt=["no-new-privileges"],
             cap_drop=DROPPED_CAPS,
         )
-        try:
-            if files and not container.put_archive("/", images.tar_files(files)):
-                raise SandboxError(f"cannot copy the preparing files into {container.name}")
-            container.start()
-            try:
-                status = container.wait(timeout=timeout).get("StatusCode")
-            except Exception as exc:
-                raise SandboxError(f"preparing in {source} did not finish within {timeout:.0f} s: {exc}") from exc
-            if status != 0:
-                output = container.logs().decode("utf-8", "replace")
-                raise SandboxError(f"preparing in {source} failed (exit {status}): {output[-1500:]}")
-            repo, _, version = tag.rpartition(":")
-            container.commit(repository=repo, tag=version)
-        finally:
-            container.remove(force=True)
         return tag
 
     def has_image(self, tag: str) -> bool:

@@ -20,6 +20,7 @@ What is copied in lives under `/opt/cooperbench-build`, which the sanitizing ste
 
 from __future__ import annotations
 
+import hashlib
 import re
 import ssl
 from dataclasses import dataclass
@@ -53,8 +54,6 @@ class BuildSupply:
     upstream_slug: str | None = None
 
     def describe(self) -> str:
-        import hashlib
-
         ca = hashlib.sha256(self.ca_bundle).hexdigest()[:16] if self.ca_bundle else ""
         return f"mirror={self.mirror or ''}|ca={ca}|upstream={self.upstream_url or ''}"
 
