@@ -9,7 +9,7 @@ in a container of the sanitized task image **with network**, running no agent-wr
 1. the project's build requirements (`[build-system] requires` of its pyproject.toml, else
    setuptools and wheel) are saved as wheels in `WHEELHOUSE`;
 2. the image's own runner runs once, with network, as the test patch a harmless patch that
-   only adds a marker file (`WARM_PATCH`): no gold patch and no hidden test is ever applied
+   only adds a marker file (`warm.py`): no gold patch and no hidden test is ever applied
    there, so none can be left in the image (a non-editable install, a stray `.pyc`), while
    whatever the runner installs or caches (pip, uv, npm, Go, cargo, in their default places)
    is. Its exit code is not asked for (its tests may need a patch); the repository must be
@@ -28,15 +28,6 @@ from ..sandbox.dockerfile import BUILD_DIR, CA_VARIABLES
 from ..sandbox.images import FILES_DIR, REPO_DIR
 from . import toolchains
 from .toolchains import WHEELHOUSE
-
-WARM_PATCH_NAME = "cooperbench-warm.patch"
-WARM_PATCH = """diff --git a/.cooperbench-warm-run b/.cooperbench-warm-run
-new file mode 100644
---- /dev/null
-+++ b/.cooperbench-warm-run
-@@ -0,0 +1 @@
-+a run with network, to install and cache what the runner needs
-"""
 
 # pyproject's build requirements, one a line (setuptools and wheel for a project without any)
 _BUILD_REQUIRES = """

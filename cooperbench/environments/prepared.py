@@ -8,14 +8,15 @@ keyed by the content of every file of the task, so a changed task is prepared ag
         caches/<toolchain>/    what the runs downloaded (uv's cache, npm's, Go's modules, cargo's home)
         state.json             ready or failed (and why), when, how long, its size
 
-Preparing runs no agent-written code: in a sandbox of the task with network, it runs the
-task's own runner on the first feature's gold patch, so the caches fill; then, offline, the
-gold patch of every feature, each of which must pass as it does with network (a feature
-that fails is tried once more, then warmed with network, then must pass offline). A task that cannot be
-prepared here (a blocker in its runner, a missing toolchain, a gold run that fails) is
-recorded as failed with the cause, and its pairs become infrastructure errors naming it;
-it is not tried again on this machine until it changes or `cooperbench env prepare --force`.
-A task whose runner needs nothing has nothing to prepare.
+Preparing runs no agent-written code and applies no gold patch with network: in a sandbox of
+the task with network, it runs the task's own runner on the warm patch (`warm.py`: a marker
+file, no gold, no hidden test), so the caches fill with what the runner installs; then,
+offline, the gold patch of every feature, each of which must pass as it does with network
+(a feature that fails is tried once more). A task that cannot be prepared here (a blocker in
+its runner, a missing toolchain, a gold run that fails offline, e.g. one that needs a package
+the base does not) is recorded as failed with the cause, and its pairs become infrastructure
+errors naming it; it is not tried again on this machine until it changes or
+`cooperbench env prepare --force`. A task whose runner needs nothing has nothing to prepare.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from .. import settings
 from ..data.dataset import Task, read_task_file, read_task_text
 from ..data.repocache import _locked
 from ..errors import UserError
-from ..grading.merge_and_test import run_in_fresh_sandbox
-from ..sandbox import Environment, SandboxBackend, get_backend
+from ..grading.merge_and_test import run_in_fresh_sandbox, test_command
+from ..sandbox import Environment, ExecResult, SandboxBackend, get_backend, track
 from ..statuses import EnvironmentState
 from . import in_image, toolchains
+from .warm import WARM_PATCH, WARM_PATCH_NAME
 
 log = logging.getLogger(__name__)
 RUNNER = "run_tests.sh"
@@ -275,21 +277,28 @@ def _gold_run(backend: SandboxBackend, task: Task, env: Environment, numbers: li
 
 
 def _prepare(task: Task, path: Path, needs: toolchains.Needs, backend: SandboxBackend) -> str | None:
-    """Fill the caches with network, then check every feature's gold offline; the cause of a failure or None."""
-    numbers = sorted(task.features)
-    online = environment(task, path, needs, preparing=True)
-    offline = environment(task, path, needs)
-    warm = _gold_run(backend, task, online, numbers[:1])
-    if warm[numbers[0]] is not None:
-        return f"the gold patch of feature {numbers[0]} fails with network: {warm[numbers[0]]}"
-    failing = _failing_offline(backend, task, offline, numbers)
-    if failing:  # a feature needing something the first did not: warm it, then again offline
-        _gold_run(backend, task, online, list(failing))
-        again = _gold_run(backend, task, offline, list(failing))
-        still = [n for n in failing if again[n] is not None]
-        if still:
-            return f"the gold patch of feature {still[0]} fails offline: {again[still[0]]}"
-    return None
+    """Fill the caches with network (the warm patch, no gold), then check every feature's gold
+    offline; the cause of a failure or None."""
+    warm = _warm_run(backend, task, environment(task, path, needs, preparing=True))
+    failing = _failing_offline(backend, task, environment(task, path, needs), sorted(task.features))
+    if not failing:
+        return None
+    n, why = sorted(failing.items())[0]
+    cause = f"the gold patch of feature {n} fails offline: {why}"
+    if warm.exit_code != 0:  # its tests may just need a patch; said, since it may be why
+        cause += f" (the warm run with network exited {warm.exit_code}: {warm.output.strip()[-300:]})"
+    return cause
+
+
+def _warm_run(backend: SandboxBackend, task: Task, env: Environment) -> ExecResult:
+    """The task's runner, once, with network, on the warm patch: its caches fill with what it installs."""
+    sandbox = track(backend.create(task, labels={"agent": "prepare", "role": "prepare"}, environment=env))
+    try:
+        patch = f"{sandbox.files_dir}/{WARM_PATCH_NAME}"
+        sandbox.write_file(patch, WARM_PATCH.encode())
+        return sandbox.exec(test_command(sandbox, task, [patch]), timeout=PREPARE_TIMEOUT)
+    finally:
+        sandbox.close()
 
 
 def _failing_offline(backend: SandboxBackend, task: Task, offline: Environment, numbers: list[int]) -> dict[int, str]:
@@ -323,12 +332,12 @@ def _prepare_in_image(task: Task, key: str, needs: toolchains.Needs, backend) ->
         source = backend.image_for(task)
     except (SandboxError, UserError) as exc:
         return f"the task's image cannot be made: {exc}", None, 0
-    files = {f"{FILES_DIR}/{in_image.WARM_PATCH_NAME}": in_image.WARM_PATCH.encode()}
+    files = {f"{FILES_DIR}/{WARM_PATCH_NAME}": WARM_PATCH.encode()}
     if runner_of(task, backend.name) == IMAGE_RUNNER:
-        runner = runner_command([in_image.WARM_PATCH_NAME])
+        runner = runner_command([WARM_PATCH_NAME])
     else:
         files[f"{FILES_DIR}/run_tests.sh"] = read_task_file(task.path, RUNNER)
-        runner = host_runner_command(FILES_DIR, REPO_DIR, [f"{FILES_DIR}/{in_image.WARM_PATCH_NAME}"])
+        runner = host_runner_command(FILES_DIR, REPO_DIR, [f"{FILES_DIR}/{WARM_PATCH_NAME}"])
     ca = ca_bundle()
     if ca:
         files[f"{BUILD_DIR}/ca.pem"] = ca

@@ -155,7 +155,7 @@ def run_feature_tests(
     if extra_patch is not None:
         sandbox.write_file(f"{files}/feature{feature.number}.patch", extra_patch.encode("utf-8", "surrogateescape"))
         args.append(f"{files}/feature{feature.number}.patch")
-    command = _test_command(sandbox, task, args)
+    command = test_command(sandbox, task, args)
     result = sandbox.exec(command, timeout=timeout, confined=True)
     counts = parse_test_output(result.output)
     output = result.output + ("\n[cooperbench] test command timed out\n" if result.timed_out else "")
@@ -205,7 +205,8 @@ def merged_change(sandbox: Sandbox) -> str:
     return sandbox.read_file(out).decode("utf-8", "surrogateescape")
 
 
-def _test_command(sandbox: Sandbox, task: Task, patch_paths: list[str]) -> str:
+def test_command(sandbox: Sandbox, task: Task, patch_paths: list[str]) -> str:
+    """The command that runs the task's runner in the sandbox on these patches (test patch first)."""
     custom = getattr(sandbox, "test_command", None)  # backends that run the image's runner.sh
     if custom is not None:
         return custom(task, patch_paths)

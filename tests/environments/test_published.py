@@ -14,11 +14,13 @@ import json
 import os
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from cooperbench.data.dataset import Dataset, Pair
+from cooperbench.data.repocache import RepoCache
 from cooperbench.environments import prepared
 from cooperbench.sandbox import get_backend
 
@@ -196,6 +198,43 @@ def test_a_changed_task_is_prepared_again_and_a_failing_gold_is_not_scored(publi
     assert state.state == "failed" and state.cause.startswith("the gold patch of feature 2 fails offline")
     with pytest.raises(prepared.EnvironmentUnavailable, match=f"{CLICK}/task2800 cannot be prepared here"):
         prepared.ensure(task, "local")
+
+
+def test_no_gold_code_reaches_the_prepared_caches_even_with_a_non_editable_install(published, tmp_path):
+    """A runner that installs the project non-editable builds a wheel of the working copy, which
+    uv caches: had the warm run applied a gold patch, every agent's copy of the cache would hold
+    that feature's implementation. The warm run applies only a marker; the gold runs are offline,
+    each on a private copy of the caches."""
+    copy = tmp_path / "dataset" / CLICK / "task2800"
+    shutil.copytree(published / CLICK / "task2800", copy)
+    runner = copy / "run_tests.sh"
+    text = runner.read_text()
+    assert 'uv pip install -e ".[test]"' in text
+    runner.write_text(text.replace('uv pip install -e ".[test]"', 'uv pip install ".[test]"'))
+    task = Dataset(tmp_path / "dataset").task(CLICK, 2800)
+    state = prepared.prepare(task, "local")
+    assert state.state == "ready", state.cause  # every gold passes offline, with the project built anew each run
+
+    base = RepoCache().base(task.repo_url, task.base_commit)
+    sources = b"\n".join(p.read_bytes() for p in base.rglob("*.py"))
+    added = {
+        line[1:].strip().encode()
+        for n in task.features
+        for line in task.feature(n).gold_patch.splitlines()
+        if line.startswith("+") and not line.startswith("+++") and len(line.strip()) > 30
+    }
+    gold_only = {line for line in added if line not in sources}
+    assert len(gold_only) > 20  # the features' own code, nowhere in the base
+    caches = Path(state.path) / "caches"
+    cached = b"\n".join(  # click as uv keeps it: its built wheels, and unpacked
+        [
+            *(p.read_bytes() for p in caches.rglob("click/*.py") if p.is_file()),
+            *(zipfile.ZipFile(w).read(m) for w in caches.rglob("click-*.whl") for m in zipfile.ZipFile(w).namelist()),
+        ]
+    )
+    assert b"def make_context" in cached  # the cache does hold click's sources, built from the base
+    leaked = sorted(line.decode() for line in gold_only if line in cached)
+    assert not leaked, leaked[:5]
 
 
 def test_a_runner_that_fails_before_its_tests_is_an_evaluation_error(tmp_path):
