@@ -6,6 +6,8 @@ workers can share it:
   configuration (so `url.<mirror>.insteadOf` and credentials helpers apply);
 - `bases/<name>-<sha>/`: a repository holding the base commit and its ancestors only,
   on a branch `main`: no remotes, tags, reflog or later commits an agent could read;
+- `snapshots/<name>-<sha>.git`: the base commit alone, as a bare repository, for diffing a
+  working tree against the base (each agent sandbox's harness gets a copy);
 - working copies: plain copies of a base, one per sandbox.
 """
 
@@ -30,6 +32,10 @@ IDENTITY = {
     "GIT_COMMITTER_NAME": "cooperbench",
     "GIT_COMMITTER_EMAIL": "cooperbench@localhost",
 }
+
+
+# git on the farm's own repositories (bases, snapshots): no user or system configuration, no hooks
+_OWN_GIT = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
 
 
 class GitError(RuntimeError):
@@ -135,6 +141,24 @@ class RepoCache:
 
     def base_sha(self, url: str, sha: str) -> str:
         return (self.base(url, sha) / ".git" / "cooperbench-ready").read_text().strip()
+
+    def snapshot(self, url: str, sha: str) -> Path:
+        """The base commit alone (depth 1) as a bare repository with `core.bare` off, so that a
+        command can name any folder its work tree; made once, copied into each agent sandbox."""
+        path = self.root / "snapshots" / f"{_slug(url)}-{sha[:12]}.git"
+        if (path / "cooperbench-ready").exists():
+            return path
+        base = self.base(url, sha)
+        with _locked(path):
+            if (path / "cooperbench-ready").exists():
+                return path
+            shutil.rmtree(path, ignore_errors=True)
+            clone = ("clone", "--quiet", "--bare", "--template=", "--no-hardlinks", "--depth", "1")
+            git(*clone, f"file://{base}", str(path), env=_OWN_GIT)
+            git("--git-dir", str(path), "config", "core.bare", "false", env=_OWN_GIT)
+            git("--git-dir", str(path), "config", "--remove-section", "remote.origin", env=_OWN_GIT)
+            (path / "cooperbench-ready").write_text(self.base_sha(url, sha) + "\n")
+        return path
 
     def checkout(self, url: str, sha: str, dest: Path) -> Path:
         """Copy a clean working copy of `url` at `sha` to `dest` (which must not exist)."""

@@ -11,8 +11,9 @@ left behind can leak into the result:
 
 The tests execute the agents' code, so after a test run the sandbox is the agents': the
 harness never runs git in it again. The first feature is tested in the sandbox that
-merged; every other feature in a new sandbox where the harness applies the merged change
-to the base (nothing one feature's run left can touch the next).
+merged; every other feature in its own sandbox, so nothing one feature's run left can touch
+the next: a copy of the merged sandbox taken before any test ran (`fork`, where the backend
+has it: local), or a new sandbox where the harness applies the merged change to the base.
 """
 
 from __future__ import annotations
@@ -198,6 +199,24 @@ def run_in_fresh_sandbox(
         sandbox.close()
 
 
+def _copies(sandbox: Sandbox, count: int) -> list[Sandbox]:
+    """`count` sandboxes holding the merged tree, forked before any test ran in `sandbox`, where
+    the backend can (a local copy of the folder); else none, and each feature after the first is
+    tested in a fresh sandbox that applies the merged change."""
+    fork = getattr(sandbox, "fork", None)
+    copies: list[Sandbox] = []
+    if fork is None:
+        return copies
+    try:
+        for _ in range(count):
+            copies.append(track(fork()))
+    except BaseException:
+        for copy in copies:
+            copy.close()
+        raise
+    return copies
+
+
 def merged_change(sandbox: Sandbox) -> str:
     """The merged tree's change against the base, as a binary-safe diff (read before any test ran)."""
     out = f"{sandbox.files_dir}/merged.patch"
@@ -267,20 +286,27 @@ def merge_and_test(
                 UNION_FAILED,
                 ErrorKind.AGENT,
             )
-        change = merged_change(sandbox) if len(features) > 1 else ""
-        results = [run_feature_tests(sandbox, task, task.feature(features[0]), timeout=test_timeout)]
-        results += [
-            run_in_fresh_sandbox(
-                backend,
-                task,
-                task.feature(n),
-                change=change,
-                labels=labels,
-                timeout=test_timeout,
-                environment=environment,
-            )
-            for n in features[1:]
-        ]
+        copies = _copies(sandbox, len(features) - 1)
+        try:
+            change = merged_change(sandbox) if len(features) > 1 and not copies else ""
+            results = [run_feature_tests(sandbox, task, task.feature(features[0]), timeout=test_timeout)]
+            for i, n in enumerate(features[1:]):
+                if copies:
+                    results.append(run_feature_tests(copies[i], task, task.feature(n), timeout=test_timeout))
+                    continue
+                fresh = run_in_fresh_sandbox(
+                    backend,
+                    task,
+                    task.feature(n),
+                    change=change,
+                    labels=labels,
+                    timeout=test_timeout,
+                    environment=environment,
+                )
+                results.append(fresh)
+        finally:
+            for copy in copies:
+                copy.close()
         ungraded = [r for r in results if r.ran_no_test]
         if ungraded and error_kind is None:
             error_kind = ErrorKind.EVALUATION

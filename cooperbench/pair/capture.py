@@ -1,9 +1,11 @@
 """Captures an agent's change as a patch against the base commit, independent of what the agent did to git.
 
 Before the agent starts, the harness keeps its own one-commit copy of the base in the
-sandbox's harness folder (`files/base.git`). Afterwards a confined command diffs the
-working tree against a copy of it with a private index, so new files are included and
-commits, resets, branch switches or a deleted `.git` in the working copy change nothing.
+sandbox's harness folder (`files/base.git`: a copy of the repository cache's snapshot on the
+local backend, a depth-1 clone of the fresh working copy elsewhere). Afterwards a confined
+command diffs the working tree against it, with an index and an object folder of its own,
+so new files are included and commits, resets, branch switches or a deleted `.git` in the
+working copy change nothing.
 """
 
 from __future__ import annotations
@@ -23,18 +25,20 @@ OUT = "cooperbench-capture"  # where the capture writes, in the sandbox's own te
 
 
 def prepare(sandbox: Sandbox) -> None:
-    """Snapshot the base commit into the harness folder (run before the agent starts)."""
-    gd = shlex.quote(f"{sandbox.files_dir}/base.git")
-    repo = shlex.quote(sandbox.repo_dir)
-    excludes = "\\n".join(EXCLUDES)
-    script = (
-        f"git clone --quiet --bare --template= --no-hardlinks --depth 1 file://{repo} {gd} "
-        f"&& git --git-dir={gd} config core.bare false "
-        f"&& mkdir -p {gd}/info && printf '{excludes}\\n' > {gd}/info/exclude"
-    )
-    result = sandbox.exec(script, timeout=600, confined=False)
-    if result.exit_code != 0:
-        raise SandboxError(f"cannot snapshot base commit: {result.output.strip()[-300:]}")
+    """Snapshot the base commit into the harness folder (run before the agent starts): a copy of
+    the repository cache's snapshot where the backend has one on this machine, else a clone."""
+    gd = f"{sandbox.files_dir}/base.git"
+    copy = getattr(sandbox, "copy_base_snapshot", None)
+    if copy is None or not copy(gd):
+        repo = shlex.quote(sandbox.repo_dir)
+        script = (
+            f"git clone --quiet --bare --template= --no-hardlinks --depth 1 file://{repo} {shlex.quote(gd)} "
+            f"&& git --git-dir={shlex.quote(gd)} config core.bare false && mkdir -p {shlex.quote(gd)}/info"
+        )
+        result = sandbox.exec(script, timeout=600, confined=False)
+        if result.exit_code != 0:
+            raise SandboxError(f"cannot snapshot base commit: {result.output.strip()[-300:]}")
+    sandbox.write_file(f"{gd}/info/exclude", ("\n".join(EXCLUDES) + "\n").encode())
 
 
 def capture(sandbox: Sandbox) -> str:
@@ -42,17 +46,18 @@ def capture(sandbox: Sandbox) -> str:
 
     It runs confined, as the agent's commands do: the working tree is the agent's, and
     whatever it planted there (attributes, a symlinked tree, a `.gitconfig` in its home) acts
-    with the agent's own rights only. The harness's snapshot is copied, never written."""
+    with the agent's own rights only. The harness's snapshot is read, never written: the blobs
+    of the working tree go to an object folder of the command's own."""
     where = f"{sandbox.tmp_dir}/{OUT}"
     out = shlex.quote(where)
-    gd = shlex.quote(f"{where}/base.git")
-    index = shlex.quote(f"{where}/base.git/capture.index")
-    g = f"GIT_INDEX_FILE={index} git --git-dir={gd} --work-tree={shlex.quote(sandbox.repo_dir)}"
+    gd = shlex.quote(f"{sandbox.files_dir}/base.git")
+    # git reads the snapshot (read-only here) and writes only below `out`: its own objects, its index
     script = (
-        f"rm -rf {out} && mkdir -p {out} && cp -r {shlex.quote(sandbox.files_dir)}/base.git {gd} && "
-        f"mkdir -p {shlex.quote(sandbox.repo_dir)} && cd {shlex.quote(sandbox.repo_dir)} && "
-        f"{g} read-tree HEAD && {g} add -A && "
-        f"{g} diff --cached --binary --no-color --no-ext-diff HEAD > {out}/patch"
+        f"rm -rf {out} && mkdir -p {out}/objects {shlex.quote(sandbox.repo_dir)} && "
+        f"cd {shlex.quote(sandbox.repo_dir)} && export GIT_DIR={gd} GIT_WORK_TREE=. "
+        f"GIT_OBJECT_DIRECTORY={out}/objects GIT_ALTERNATE_OBJECT_DIRECTORIES={gd}/objects "
+        f"GIT_INDEX_FILE={out}/index && git read-tree HEAD && git add -A && "
+        f"git diff --cached --binary --no-color --no-ext-diff HEAD > {out}/patch"
     )
     result = sandbox.exec(script, timeout=600, cwd=sandbox.files_dir)
     if result.exit_code != 0:

@@ -113,6 +113,11 @@ def _disk_use(paths: list[Path]) -> int:
     return total
 
 
+def _copy(source: Path, target: Path) -> None:
+    """Copy a folder as it is (modes, links; shared blocks where the file system can)."""
+    subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(target)], check=True, capture_output=True)
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """Kill a command and everything it started (it runs in a session of its own)."""
     try:
@@ -132,8 +137,10 @@ class LocalSandbox:
         *,
         uid: int | None = None,
         limits: Limits | None = None,
+        base_snapshot: Path | None = None,
     ):
         self.root = root
+        self.base_snapshot = base_snapshot  # the cache's bare copy of the base commit (`RepoCache.snapshot`)
         self.shared = list(shared)  # writable outside the sandbox: the team remote, caches being prepared
         self.repo_dir = str(root / "repo")
         self.files_dir = str(root / "files")
@@ -146,6 +153,8 @@ class LocalSandbox:
         self.uid = uid if uid is not None else sandbox_uid(None)
         self.limits = limits or Limits()
         self.network = bool(environment and environment.preparing)
+        self.environment = environment
+        self._touched = False  # a confined command has run: the working copy is no longer the harness's
         self._running: set[subprocess.Popen] = set()  # commands still running, killed by close()
         self.closed = False
         for d in (self.files_dir, self.home, self.tmp):
@@ -170,7 +179,7 @@ class LocalSandbox:
             else:  # a private copy: a command can change it, never the prepared one
                 target = own / name
                 if Path(source).is_dir():
-                    subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(target)], check=True)
+                    _copy(Path(source), target)
                 else:
                     target.mkdir()
                 places[name] = str(target)
@@ -217,7 +226,9 @@ class LocalSandbox:
             env["TMPDIR"] = str(self.tmp)
         if not confined:
             env.update(HARNESS_GIT)
-        elif self.use_bwrap:
+        else:
+            self._touched = True
+        if confined and self.use_bwrap:
             try:
                 self._hand_over()
             except (OSError, subprocess.CalledProcessError) as exc:
@@ -297,6 +308,37 @@ class LocalSandbox:
                 raise SandboxError(f"{path} in the sandbox is not a regular file")
             return f.read()
 
+    def copy_base_snapshot(self, dest: str) -> bool:
+        """Copy the cache's one-commit bare repository of the base to `dest` (a harness folder of this
+        sandbox), with no process started: False when this sandbox has none (the caller clones)."""
+        if self.base_snapshot is None:
+            return False
+        shutil.copytree(self.base_snapshot, self._own(dest), symlinks=True)
+        return True
+
+    def fork(self) -> LocalSandbox:
+        """A new sandbox (own user, home, temporary folder and copy of the environment) whose working
+        copy is a copy of this one's. Only while no confined command has run here: the copy is the
+        harness's, so the harness may still run git in it."""
+        if self.shared or self._touched:
+            raise SandboxError("only a sandbox no command has run in, with no team remote, can be forked")
+        root = self.root.with_name(f"{self.root.name.rpartition('-')[0] or 'sandbox'}-{uuid.uuid4().hex[:8]}")
+        try:
+            root.mkdir()
+            _copy(Path(self.repo_dir), root / "repo")
+            return LocalSandbox(
+                root,
+                self.hidden,
+                self.use_bwrap,
+                (),
+                self.environment,
+                limits=self.limits,
+                base_snapshot=self.base_snapshot,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            raise SandboxError(f"cannot fork the sandbox {self.root}: {exc}") from exc
+
     def close(self) -> None:
         self.closed = True
         for proc in list(self._running):
@@ -373,7 +415,16 @@ class LocalBackend:
         try:
             if shared and os.geteuid() == 0 and self.use_bwrap:
                 subprocess.run(["chown", "-hR", f"{uid}:{uid}", str(shared[0])], check=True)
-            return LocalSandbox(root, self.hidden, self.use_bwrap, shared, environment, uid=uid, limits=self.limits)
+            return LocalSandbox(
+                root,
+                self.hidden,
+                self.use_bwrap,
+                shared,
+                environment,
+                uid=uid,
+                limits=self.limits,
+                base_snapshot=self.cache.snapshot(task.repo_url, task.base_commit),
+            )
         except (OSError, subprocess.CalledProcessError) as exc:
             shutil.rmtree(root, ignore_errors=True)
             raise SandboxError(f"cannot give the sandbox of {task.key} its environment: {exc}") from exc

@@ -70,3 +70,18 @@ def test_copies_are_independent(upstream, tmp_path):
     _git(a, "commit", "-qam", "agent commit")
     b = cache.checkout(str(bare), base, tmp_path / "b")
     assert _git(b, "rev-parse", "HEAD") == base and "return 2" in (b / "lib.py").read_text()
+
+
+def test_the_snapshot_is_the_base_commit_alone_made_once(upstream, tmp_path):
+    bare, base, future = upstream
+    cache = RepoCache(tmp_path / "cache")
+    snap = cache.snapshot(str(bare), base)
+    assert _git(snap, "--git-dir", str(snap), "rev-list", "--all", "--count") == "1"  # not even its parent
+    assert _git(snap, "--git-dir", str(snap), "rev-parse", "HEAD") == base
+    assert _git(snap, "--git-dir", str(snap), "config", "core.bare") == "false"
+    assert _git(snap, "--git-dir", str(snap), "remote") == ""  # no path into the farm's cache
+    assert git("--git-dir", str(snap), "cat-file", "-e", future, cwd=snap, check=False).returncode != 0
+    assert not (snap / "hooks").exists()
+    stamp = (snap / "cooperbench-ready").stat().st_mtime_ns
+    os.rename(bare, tmp_path / "moved.git")
+    assert cache.snapshot(str(bare), base) == snap and (snap / "cooperbench-ready").stat().st_mtime_ns == stamp

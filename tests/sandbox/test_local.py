@@ -148,3 +148,23 @@ def test_capture_is_the_real_change_whatever_the_agent_did_to_git(sandbox, misch
 def test_capture_of_untouched_copy_is_empty(sandbox):
     capture.prepare(sandbox)
     assert capture.capture(sandbox) == ""
+
+
+def test_a_fork_copies_the_harness_tree_and_is_refused_once_a_command_ran(sandbox):
+    from cooperbench.sandbox import SandboxError
+
+    merged = sandbox.exec("echo merged >> lib.py && git commit -qam merged", timeout=30, confined=False)
+    assert merged.exit_code == 0, merged.output
+    fork = sandbox.fork()
+    try:
+        assert fork.root != sandbox.root and fork.root.parent == sandbox.root.parent
+        assert fork.exec("git log -1 --format=%s && tail -1 lib.py", timeout=30).output == "merged\nmerged\n"
+        assert fork.exec("echo changed > lib.py && id -u", timeout=30).exit_code == 0
+        assert Path(sandbox.repo_dir, "lib.py").read_text().endswith("merged\n")  # the copy is its own
+        if fork.use_bwrap:
+            assert fork.uid != sandbox.uid  # its own user: nothing of one run reaches the other's files
+        with pytest.raises(SandboxError, match="no command has run"):
+            fork.fork()  # its tree is a command's now, never copied as the harness's
+    finally:
+        fork.close()
+    assert not fork.root.exists()
