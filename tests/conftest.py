@@ -201,6 +201,18 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
     )
 
 
+def drop_queued_work(broker_url: str) -> None:
+    """Forget every task still queued or unacknowledged on the tests' broker database: a test
+    that kills its worker mid-run leaves them there, and the next test's worker would run them."""
+    client = redis.Redis.from_url(broker_url)
+    try:
+        patterns = ("cooperbench.agents*", "cooperbench.evaluations*")  # each queue's priority lists too
+        queues = [key for pattern in patterns for key in client.scan_iter(pattern)]
+        client.delete(*queues, "unacked", "unacked_index", "unacked_mutex")
+    finally:
+        client.close()
+
+
 def sh_git(repo, *args):
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
 

@@ -18,7 +18,7 @@ from cooperbench.sandbox import Sandbox, get_backend, images
 from cooperbench.sandbox.gc import gc
 from cooperbench.team import remote as teamremote
 
-from ..conftest import Worker
+from ..conftest import Worker, drop_queued_work
 from ..docker_engine import containers, engine  # noqa: F401,F811  (the fixture)
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
@@ -321,6 +321,7 @@ def docker_farm(engine, redis_url, tmp_path_factory):
     worker = Worker(redis_url, database, base / "worker.log", concurrency=4, extra_env={"PYTHONPATH": pythonpath})
     yield {"broker": redis_url, "db": database, "logs": str(base / "logs"), "worker": worker}
     worker.stop()
+    drop_queued_work(redis_url)  # the last test kills the worker mid-pair: its tasks must not reach later tests
 
 
 def _run(farm, name, **kw):
