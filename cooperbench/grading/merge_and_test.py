@@ -290,20 +290,24 @@ def merge_and_test(
         try:
             change = merged_change(sandbox) if len(features) > 1 and not copies else ""
             results = [run_feature_tests(sandbox, task, task.feature(features[0]), timeout=test_timeout)]
-            for i, n in enumerate(features[1:]):
-                if copies:
-                    results.append(run_feature_tests(copies[i], task, task.feature(n), timeout=test_timeout))
-                    continue
-                fresh = run_in_fresh_sandbox(
-                    backend,
-                    task,
-                    task.feature(n),
-                    change=change,
-                    labels=labels,
-                    timeout=test_timeout,
-                    environment=environment,
-                )
-                results.append(fresh)
+            if copies:
+                results += [
+                    run_feature_tests(copy, task, task.feature(n), timeout=test_timeout)
+                    for copy, n in zip(copies, features[1:], strict=True)
+                ]
+            else:
+                results += [
+                    run_in_fresh_sandbox(
+                        backend,
+                        task,
+                        task.feature(n),
+                        change=change,
+                        labels=labels,
+                        timeout=test_timeout,
+                        environment=environment,
+                    )
+                    for n in features[1:]
+                ]
         finally:
             for copy in copies:
                 copy.close()
