@@ -4,7 +4,8 @@ In coop it tells its teammate which files it changes, then waits (bounded) for t
 teammate's note and records what it received. In solo it applies the task's `combined.patch`
 when it has one: the dataset's joint solution, which also settles how features interact (two
 gold patches can each pass alone and still break each other's tests together, as click
-task2800's features 1 and 2 do); without one, it applies each feature's gold patch.
+task2800's features 1 and 2 do); without one, it applies each feature's gold patch, in order.
+Its patches go in one confined command (each confined command costs a sandbox start).
 """
 
 from __future__ import annotations
@@ -19,14 +20,26 @@ from ..grading.patchutil import files_in
 from ..statuses import AgentStatus
 from . import AgentContext, AgentResult
 
+_MARK = "[cooperbench] next patch"  # separates the patches' outputs in the one command's output
 
-def _apply(ctx: AgentContext, patch: str, name: str) -> tuple[bool, str]:
-    ensure_safe(patch, f"{ctx.task.key}: {name}")  # a malicious dataset patch is bad input, never applied
-    path = f"{ctx.sandbox.files_dir}/{name}"
-    ctx.sandbox.write_file(path, patch.encode("utf-8", "surrogateescape"))
-    p = shlex.quote(path)
-    result = ctx.sandbox.exec(f"git apply {p} || git apply --3way {p}", timeout=300)
-    return result.exit_code == 0, result.output
+
+def _apply(ctx: AgentContext, patches: list[tuple[str, str, object]], trajectory: list[dict]) -> tuple[bool, str]:
+    """Apply (file name, patch, label) in order in one confined command, stopping at the first that
+    does not apply (plain, then 3-way); one trajectory entry per patch tried."""
+    lines = []
+    for name, patch, _ in patches:
+        ensure_safe(patch, f"{ctx.task.key}: {name}")  # a malicious dataset patch is bad input, never applied
+        path = f"{ctx.sandbox.files_dir}/{name}"
+        ctx.sandbox.write_file(path, patch.encode("utf-8", "surrogateescape"))
+        p = shlex.quote(path)
+        lines.append(f"echo {_MARK}; git apply {p} || git apply --3way {p} || exit 1")
+    result = ctx.sandbox.exec("\n".join(lines), timeout=300)
+    outputs = result.output.split(f"{_MARK}\n")[1:] or [result.output]
+    for (_, _, label), output in zip(patches, outputs, strict=False):  # those tried: up to the failing one
+        trajectory.append({"role": "apply", "feature": label, "ok": True, "output": output[-2000:]})
+    if result.exit_code != 0:
+        trajectory[-1]["ok"] = False
+    return result.exit_code == 0, outputs[-1]
 
 
 class GoldAgent:
@@ -52,15 +65,13 @@ class GoldAgent:
             ensure_safe(feat.gold_patch, f"{ctx.task.key}: gold-feature{feat.number}.patch")
         combined = len(ctx.features) > 1 and (ctx.task.path / "combined.patch").is_file()
         if combined:
-            ok, output = _apply(ctx, read_task_text(ctx.task.path, "combined.patch"), "combined.patch")
-            trajectory.append({"role": "apply", "feature": "combined", "ok": ok, "output": output[-2000:]})
+            combined_patch = read_task_text(ctx.task.path, "combined.patch")
+            ok, output = _apply(ctx, [("combined.patch", combined_patch, "combined")], trajectory)
             if not ok:  # a combined patch that does not apply: the features' own patches, one by one
                 ctx.sandbox.exec("git reset --quiet --hard && git clean -qfd", timeout=120)
-        for feat in ctx.features if not (combined and ok) else ():
-            ok, output = _apply(ctx, feat.gold_patch, f"gold-feature{feat.number}.patch")
-            trajectory.append({"role": "apply", "feature": feat.number, "ok": ok, "output": output[-2000:]})
-            if not ok:
-                break
+        if not (combined and ok):  # every patch in one command (each confined command costs a sandbox start)
+            own = [(f"gold-feature{f.number}.patch", f.gold_patch, f.number) for f in ctx.features]
+            ok, output = _apply(ctx, own, trajectory)
 
         if ctx.mailbox is not None and ctx.teammates:
             deadline = time.monotonic() + settings.get("gold_wait")
