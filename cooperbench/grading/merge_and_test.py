@@ -19,6 +19,7 @@ has it: local), or a new sandbox where the harness applies the merged change to 
 from __future__ import annotations
 
 import shlex
+import uuid
 from dataclasses import dataclass, field
 
 from ..data.dataset import Feature, Task, read_task_file
@@ -93,32 +94,67 @@ def apply_on_branch(sandbox: Sandbox, name: str, patch: str) -> str:
 
     A 'failed' status is a `patchcheck.PatchStatus` (a str) whose `.reason` says why: a patch
     refused by `patchcheck.check_patch` (never written), or git's own error."""
-    if not patch.strip():
-        return PatchState.SKIPPED
-    rejected = patch_error(patch, f"patch from {name}")
-    if rejected:  # never written into the sandbox; the status carries the reason
-        return failed(rejected)
-    path = shlex.quote(f"{sandbox.files_dir}/{name}.patch")
-    sandbox.write_file(f"{sandbox.files_dir}/{name}.patch", patch.encode("utf-8", "surrogateescape"))
-    # one command: the branch (a harness failure), the patch (the agent's), the commit (a harness failure)
-    code, out = _sh(
-        sandbox,
-        f"git checkout -q -B cb-{name} cb-base || exit {_HARNESS_STEP_FAILED}; "
-        f"git apply --index {path} || git apply --3way {path} || exit 1; "
-        f"git commit -q --no-verify --allow-empty -m {shlex.quote(name)} || exit {_HARNESS_STEP_FAILED}",
-    )
+    return apply_branches(sandbox, {name: patch})[0][name]
+
+
+def apply_branches(sandbox: Sandbox, patches: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """Apply each patch (name -> patch, in order) on its branch cb-<name> from cb-base (made at HEAD
+    when it does not exist yet), all in one harness command: (name -> status as `apply_on_branch`,
+    the branch HEAD is on after it, None when no patch was tried)."""
+    status: dict[str, str] = {}
+    mark = f"[cooperbench {uuid.uuid4().hex}]"  # an agent's patch cannot print it in git's messages
+    lines = [f"git rev-parse -q --verify cb-base >/dev/null || git branch cb-base || exit {_HARNESS_STEP_FAILED}"]
+    tried = []
+    for name, patch in patches.items():
+        if not patch.strip():
+            status[name] = PatchState.SKIPPED
+            continue
+        rejected = patch_error(patch, f"patch from {name}")
+        if rejected:  # never written into the sandbox; the status carries the reason
+            status[name] = failed(rejected)
+            continue
+        path = shlex.quote(f"{sandbox.files_dir}/{name}.patch")
+        sandbox.write_file(f"{sandbox.files_dir}/{name}.patch", patch.encode("utf-8", "surrogateescape"))
+        tried.append(name)
+        # the branch (a harness failure), the patch (the agent's), the commit (a harness failure)
+        lines.append(
+            f"git checkout -q -B cb-{name} cb-base || exit {_HARNESS_STEP_FAILED}\n"
+            f"if git apply --index {path} || git apply --3way {path}; then\n"
+            f"  git commit -q --no-verify --allow-empty -m {shlex.quote(name)} || exit {_HARNESS_STEP_FAILED}\n"
+            f"  echo '{mark} applied'\n"
+            f"else\n"
+            f"  echo '{mark} failed'\n"
+            f"  git reset -q --hard && git checkout -q cb-base || exit {_HARNESS_STEP_FAILED}\n"
+            f"fi"
+        )
+    if not tried:  # the base branch still, for the merge of nothing
+        _must(sandbox, lines[0])
+        return status, None
+    code, out = _sh(sandbox, "\n".join(lines))
     if code == _HARNESS_STEP_FAILED:
-        raise SandboxError(f"harness command failed (branch cb-{name}): {out.strip()[-300:]}")
-    if code != 0:
-        _sh(sandbox, "git reset -q --hard && git checkout -q cb-base")
-        errors = [line for line in out.splitlines() if line.startswith("error:")] or out.strip().splitlines()[-1:]
-        return failed(f"patch from {name} does not apply: {(errors or ['git apply failed'])[-1][:300]}")
-    return PatchState.APPLIED
+        raise SandboxError(f"harness command failed (applying the patches): {out.strip()[-300:]}")
+    sections = out.split(f"{mark} ")  # each patch's git output, then its verdict's word
+    verdicts = [section.partition("\n")[0] for section in sections[1:]]
+    if code != 0 or len(verdicts) != len(tried):
+        raise SandboxError(f"harness command failed (applying the patches, exit {code}): {out.strip()[-300:]}")
+    for name, verdict, section in zip(tried, verdicts, sections[: len(tried)], strict=True):
+        if verdict == "applied":  # a patch's own output is the section before its verdict
+            status[name] = PatchState.APPLIED
+            continue
+        errors = [line for line in section.splitlines() if line.startswith("error:")]
+        errors = errors or section.strip().splitlines()[-1:]
+        status[name] = failed(f"patch from {name} does not apply: {(errors or ['git apply failed'])[-1][:300]}")
+    head = f"cb-{tried[-1]}" if status[tried[-1]] == PatchState.APPLIED else "cb-base"
+    return {name: status[name] for name in patches}, head
 
 
-def merge_branches(sandbox: Sandbox, branches: list[str]) -> tuple[str, str | None, bool]:
-    """Merge the applied branches into cb-merged: (merge status, strategy, whether a merged tree exists)."""
-    _must(sandbox, f"git checkout -q -B cb-merged {'cb-' + branches[0] if branches else 'cb-base'}")
+def merge_branches(sandbox: Sandbox, branches: list[str], head: str | None = None) -> tuple[str, str | None, bool]:
+    """Merge the applied branches into HEAD: (merge status, strategy, whether a merged tree exists).
+
+    HEAD is then the merged tree: branch cb-merged, or, when `head` names the branch HEAD is on and
+    it is the only one to merge, that branch itself (nothing to do)."""
+    if not (len(branches) == 1 and head == f"cb-{branches[0]}"):
+        _must(sandbox, f"git checkout -q -B cb-merged {'cb-' + branches[0] if branches else 'cb-base'}")
     status, strategy = MergeStatus.CLEAN, MergeStrategy.NAIVE
     attributes = shlex.quote(f"{sandbox.repo_dir}/.git/info/attributes")
     for other in branches[1:]:
@@ -220,7 +256,7 @@ def _copies(sandbox: Sandbox, count: int) -> list[Sandbox]:
 def merged_change(sandbox: Sandbox) -> str:
     """The merged tree's change against the base, as a binary-safe diff (read before any test ran)."""
     out = f"{sandbox.files_dir}/merged.patch"
-    _must(sandbox, f"git diff --binary --no-color --no-ext-diff cb-base cb-merged > {shlex.quote(out)}")
+    _must(sandbox, f"git diff --binary --no-color --no-ext-diff cb-base HEAD > {shlex.quote(out)}")
     return sandbox.read_file(out).decode("utf-8", "surrogateescape")
 
 
@@ -266,12 +302,9 @@ def merge_and_test(
     extra = {"environment": environment} if environment is not None else {}
     sandbox = track(backend.create(task, labels={**(labels or {}), "role": "eval"}, **extra))
     try:
-        _must(sandbox, "git checkout -q -B cb-base")
-        status_of = {
-            agent: apply_on_branch(sandbox, agent, drop_test_files(patches[agent])) for agent in sorted(patches)
-        }
+        status_of, head = apply_branches(sandbox, {agent: drop_test_files(patches[agent]) for agent in sorted(patches)})
         applied = [a for a in sorted(patches) if status_of[a] == PatchState.APPLIED]
-        merge_status, strategy, merged = merge_branches(sandbox, applied)
+        merge_status, strategy, merged = merge_branches(sandbox, applied, head)
         error = error_kind = None
         broken = [a for a, s in status_of.items() if s == PatchState.FAILED]
         if broken:
