@@ -273,6 +273,12 @@ def get(key: str, option: Any = None) -> Any:
         raise UserError(f"{s.env}={raw!r} is not a valid value ({s.help})") from None
 
 
+def fingerprint() -> tuple[tuple[str, str], ...]:
+    """Every setting's variable as the environment has it now: what a value read from settings
+    once (a backend made once per process) must still match."""
+    return tuple((s.env, os.environ[s.env]) for s in SETTINGS.values() if s.env in os.environ)
+
+
 def source(key: str, option: Any = None) -> str:
     """Where `get(key, option)` takes its value from: option, environment, .env or default."""
     s = setting(key)

@@ -13,6 +13,7 @@ A new backend is one new module with a `SandboxBackend` class, registered in
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 from functools import cache
@@ -20,6 +21,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from .. import settings
 from ..errors import UserError
 
 if TYPE_CHECKING:
@@ -199,8 +201,21 @@ def available(name: str | None = None) -> dict[str, str]:
 
 
 def get_backend(name: str, **options) -> SandboxBackend:
+    """The backend `name`, made with `options`. A backend class that says `reusable = True` (it keeps
+    no connection and only reads settings when made) is made once per process, options and settings."""
     known = available(name)
     if name not in known:
         raise UserError(f"unknown sandbox backend {name!r} (known: {', '.join(sorted(known))})")
     module, _, attr = known[name].partition(":")
-    return getattr(import_module(module), attr)(**options)
+    cls = getattr(import_module(module), attr)
+    if not getattr(cls, "reusable", False):
+        return cls(**options)
+    key = (known[name], repr(sorted(options.items())), settings.fingerprint())
+    with _made_lock:
+        if key not in _made:
+            _made[key] = cls(**options)
+        return _made[key]
+
+
+_made: dict[tuple, SandboxBackend] = {}  # reusable backends of this process
+_made_lock = threading.Lock()

@@ -78,8 +78,13 @@ def sandbox_uid(key: str | None) -> int:
 
 def exposed_paths() -> list[Path]:
     """Read-only places outside the system folders that commands need: the Python installations."""
+    return _exposed(tuple(settings.get("sandbox_expose")))
+
+
+@cache
+def _exposed(extra: tuple[str, ...]) -> list[Path]:
     places = {Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent}
-    places |= {Path(p) for p in settings.get("sandbox_expose")}
+    places |= {Path(p) for p in extra}
     return sorted(p.resolve() for p in places if p.exists() and not _under_system(p.resolve()))
 
 
@@ -111,6 +116,13 @@ class Mounts:
 
 def bwrap_argv(mounts: Mounts, uid: int, limits: Limits, cwd: str, command: str) -> list[str]:
     """The argv that runs `command` confined (see the module docstring)."""
+    options, drop = confining(mounts, uid, limits)
+    return [*options, "--chdir", cwd, *drop, "bash", "-c", command]
+
+
+def confining(mounts: Mounts, uid: int, limits: Limits) -> tuple[list[str], list[str]]:
+    """bwrap and its options but `--chdir`; then what drops the user and sets the limits before the
+    command. The same for every command of a sandbox: a sandbox works them out once."""
     argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     if not mounts.network:
         argv.append("--unshare-net")
@@ -140,9 +152,9 @@ def bwrap_argv(mounts: Mounts, uid: int, limits: Limits, cwd: str, command: str)
         argv += [*_dirs_for(path, made), "--bind", str(path), str(path)]
     for path in mounts.readonly:
         argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--chdir", cwd]
+    drop: list[str] = []
     if root:
-        argv += [
+        drop = [
             "setpriv",
             f"--reuid={uid}",
             f"--regid={uid}",
@@ -152,7 +164,7 @@ def bwrap_argv(mounts: Mounts, uid: int, limits: Limits, cwd: str, command: str)
             "--no-new-privs",
             "--",
         ]
-    return [*argv, *limits.prlimit(), "bash", "-c", command]
+    return argv, [*drop, *limits.prlimit()]
 
 
 @cache

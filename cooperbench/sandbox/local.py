@@ -36,7 +36,7 @@ from ..data.repocache import IDENTITY, RepoCache, git
 from ..errors import UserError
 from ..team.remote import REMOTE_NAME
 from . import BoundedOutput, Environment, ExecResult, SandboxError
-from .confine import Limits, Mounts, bwrap_argv, check_bwrap, sandbox_uid
+from .confine import Limits, Mounts, check_bwrap, confining, sandbox_uid
 
 log = logging.getLogger(__name__)
 _warned = False
@@ -104,13 +104,19 @@ def _limit_hit(code: int, output: str, limits: Limits) -> str | None:
 def _disk_use(paths: list[Path]) -> int:
     """Bytes the folders take on disk (not following links)."""
     total = 0
-    for top in paths:
-        for dirpath, dirnames, filenames in os.walk(top):
-            for name in (*dirnames, *filenames):
-                try:
-                    total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-                except OSError:
-                    pass
+    stack = [str(p) for p in paths]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                    except OSError:
+                        pass
+        except OSError:  # gone meanwhile, or not a folder
+            pass
     return total
 
 
@@ -178,6 +184,7 @@ class LocalSandbox:
         self.environment = environment
         self._touched = False  # a confined command has run: the working copy is no longer the harness's
         self._running: set[subprocess.Popen] = set()  # commands still running, killed by close()
+        self._confining: tuple[list[str], list[str]] | None = None  # bwrap's options, the user switch
         self.closed = False
         for d in (self.files_dir, self.home, self.tmp):
             Path(d).mkdir(parents=True, exist_ok=True)
@@ -231,14 +238,17 @@ class LocalSandbox:
     def _argv(self, command: str, cwd: str, confined: bool) -> list[str]:
         if not (confined and self.use_bwrap):
             return ["bash", "-c", command]
-        mounts = Mounts(
-            writable=[self.root, *self.shared],
-            readonly=[Path(self.files_dir)],
-            tmp=self.tmp,
-            hidden=self.hidden,
-            network=self.network,
-        )
-        return bwrap_argv(mounts, self.uid, self.limits, cwd, command)
+        if self._confining is None:  # its mounts, user and limits stay the same: worked out once
+            mounts = Mounts(
+                writable=[self.root, *self.shared],
+                readonly=[Path(self.files_dir)],
+                tmp=self.tmp,
+                hidden=self.hidden,
+                network=self.network,
+            )
+            self._confining = confining(mounts, self.uid, self.limits)
+        options, drop = self._confining
+        return [*options, "--chdir", cwd, *drop, "bash", "-c", command]
 
     def exec(self, command: str, *, timeout: float, cwd: str | None = None, confined: bool = True) -> ExecResult:
         cwd = cwd or self.repo_dir
@@ -374,6 +384,7 @@ class LocalSandbox:
 
 class LocalBackend:
     name = "local"
+    reusable = True  # settings read when made, no connection: `get_backend` makes one per process
 
     def __init__(self, cache: RepoCache | None = None, scratch: Path | None = None, hide: list[Path] = ()):
         self.cache = cache or RepoCache()

@@ -50,6 +50,16 @@ def test_registry_knows_local_and_rejects_unknown():
         get_backend("nope")
 
 
+def test_the_local_backend_is_made_once_per_process_and_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("COOPERBENCH_SCRATCH", str(tmp_path / "one"))
+    first = get_backend("local", hide=[tmp_path / "secret"])
+    assert get_backend("local", hide=[tmp_path / "secret"]) is first
+    assert get_backend("local", hide=[tmp_path / "other"]) is not first  # other options: another one
+    monkeypatch.setenv("COOPERBENCH_SCRATCH", str(tmp_path / "two"))  # a setting changed: made anew
+    second = get_backend("local", hide=[tmp_path / "secret"])
+    assert second is not first and second.scratch == tmp_path / "two" and first.scratch == tmp_path / "one"
+
+
 def test_sandbox_speaks_the_protocol_and_cleans_up(sandbox):
     assert isinstance(sandbox, Sandbox)
     result = sandbox.exec("git rev-parse --abbrev-ref HEAD && cat lib.py", timeout=30)
