@@ -43,11 +43,11 @@ class Feature:
     def spec(self) -> str:
         return self.read_text("feature.md", errors="replace")
 
-    @property
+    @cached_property  # read once per Feature (a task's files are read again for every new Task)
     def gold_patch(self) -> str:
         return self.read_text("feature.patch")
 
-    @property
+    @cached_property
     def tests_patch(self) -> str:
         return self.read_text("tests.patch")
 
