@@ -12,9 +12,12 @@ import json
 import threading
 import time
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, delete, event, inspect, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -203,18 +206,40 @@ def _first_line(exc: Exception) -> str:
 
 
 def upsert(url: str, *rows: SQLModel) -> None:
-    """Insert or replace rows by primary key, in one transaction (retried on a write race)."""
+    """Insert or replace rows by primary key, in one transaction (retried on a write race): one
+    INSERT ... ON CONFLICT a row on SQLite and PostgreSQL, else the ORM's merge (a read first)."""
+    eng = engine(url)
     for attempt in range(5):
         try:
-            with Session(engine(url)) as session:
-                for row in rows:
-                    session.merge(row)
-                session.commit()
+            if eng.dialect.name in _ON_CONFLICT:
+                with eng.begin() as conn:
+                    for row in rows:
+                        table = type(row).__table__
+                        values = {c.name: getattr(row, c.name) for c in table.columns}
+                        conn.execute(_upsert_statement(eng.dialect.name, table), values)
+            else:
+                with Session(eng) as session:
+                    for row in rows:
+                        session.merge(row)
+                    session.commit()
             return
         except (IntegrityError, OperationalError):
             if attempt == 4:
                 raise
             time.sleep(0.2 * (attempt + 1))
+
+
+_ON_CONFLICT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+
+
+@cache
+def _upsert_statement(dialect: str, table):
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE every other column, for one table."""
+    stmt = _ON_CONFLICT[dialect](table)
+    keys = [c.name for c in table.primary_key.columns]
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    )
 
 
 def get(url: str, model: type[SQLModel], key: str):

@@ -50,6 +50,9 @@ class ArtifactStore(Protocol):
         """Write the local file `path` as `key`, streamed, whole or not at all."""
         ...
 
+    # Optional: `put_bytes(key, data) -> None` writes bytes already in memory, whole or not at all,
+    # where that is cheaper than through a file (a local folder); without it they go through a file.
+
     def get_file(self, key: str, dest: Path) -> bool:
         """Copy `key` into the local file `dest`, streamed; False if there is no such object."""
         ...
@@ -127,6 +130,10 @@ class Retrying:
         return self.size(key) is not None
 
     def put_bytes(self, key: str, data: bytes) -> str:
+        direct = getattr(self.inner, "put_bytes", None)
+        if direct is not None:
+            self._call(f"writing {key}", direct, _checked(key), data)
+            return self.url_of(key)
         with _spooled() as path:
             path.write_bytes(data)
             return self.put_file(key, path)
@@ -136,7 +143,9 @@ class Retrying:
         return self.put_bytes(key, text.encode("utf-8", errors="surrogateescape"))
 
     def put_json(self, key: str, data: Any) -> str:
-        """Write `data` as JSON, encoded to a local file first and streamed from it; returns the URL."""
+        """Write `data` as JSON (through a local file, unless the store takes bytes); returns the URL."""
+        if getattr(self.inner, "put_bytes", None) is not None:
+            return self.put_bytes(key, json.dumps(data, indent=2, sort_keys=True, default=str).encode())
         with _spooled() as path:
             with path.open("w") as f:
                 json.dump(data, f, indent=2, sort_keys=True, default=str)

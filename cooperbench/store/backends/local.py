@@ -35,12 +35,20 @@ class LocalStore:
         return str(self.path(key))
 
     def put_file(self, key: str, path: Path) -> None:
+        with open(path, "rb") as src:
+            self._replace(key, lambda out: shutil.copyfileobj(src, out, CHUNK))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._replace(key, lambda out: out.write(data))
+
+    def _replace(self, key: str, write) -> None:
+        """Write the object beside its place, then rename it there: a reader sees all of it or none."""
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         try:
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                shutil.copyfileobj(src, out, CHUNK)
+            with os.fdopen(fd, "wb") as out:
+                write(out)
             os.replace(tmp, dest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
