@@ -53,6 +53,7 @@ class FeatureOutcome:
 
 UNION_FAILED = "union merge failed"  # the error of a pair whose conflicts even the union merge left
 _HARNESS_STEP_FAILED = 97  # a harness step of a combined command failed (not the agent's patch)
+_APPLY_ERROR_BYTES = 8192  # the end of git's words on a patch that does not apply, kept for its reason
 
 
 @dataclass
@@ -114,16 +115,19 @@ def apply_branches(sandbox: Sandbox, patches: dict[str, str]) -> tuple[dict[str,
             status[name] = failed(rejected)
             continue
         path = shlex.quote(f"{sandbox.files_dir}/{name}.patch")
+        log = shlex.quote(f"{sandbox.files_dir}/{name}.apply.log")
         sandbox.write_file(f"{sandbox.files_dir}/{name}.patch", patch.encode("utf-8", "surrogateescape"))
         tried.append(name)
-        # the branch (a harness failure), the patch (the agent's), the commit (a harness failure)
+        # the branch (a harness failure), the patch (the agent's), the commit (a harness failure); git's
+        # words on a patch that does not apply are cut to their end, so no patch can push the verdicts
+        # out of the command's (bounded) output
         lines.append(
             f"git checkout -q -B cb-{name} cb-base || exit {_HARNESS_STEP_FAILED}\n"
-            f"if git apply --index {path} || git apply --3way {path}; then\n"
+            f"if {{ git apply --index {path} || git apply --3way {path}; }} > {log} 2>&1; then\n"
             f"  git commit -q --no-verify --allow-empty -m {shlex.quote(name)} || exit {_HARNESS_STEP_FAILED}\n"
             f"  echo '{mark} applied'\n"
             f"else\n"
-            f"  echo '{mark} failed'\n"
+            f"  tail -c {_APPLY_ERROR_BYTES} {log}; echo; echo '{mark} failed'\n"
             f"  git reset -q --hard && git checkout -q cb-base || exit {_HARNESS_STEP_FAILED}\n"
             f"fi"
         )

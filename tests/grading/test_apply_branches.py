@@ -94,3 +94,17 @@ def test_an_existing_base_branch_is_kept(sandbox):
     assert status == {"agent2": "applied"} and head == "cb-agent2"
     assert _git(sandbox, "rev-parse cb-base") == base
     assert _git(sandbox, "rev-parse cb-agent2~1") == base
+
+
+def test_a_patch_whose_failure_floods_the_output_is_still_the_agents_failure(sandbox):
+    """git's words on two failing 5 MB patches (about 5 MB of errors each) exceed what a command's output
+    keeps (its start and its end, 4 MiB): uncut, the first verdict would fall in the dropped middle.
+    They are cut to their end, so every verdict survives: each patch fails as its agent's, never as a
+    harness failure (an infrastructure error would be retried and left unscored)."""
+    flood = "".join(
+        f"diff --git a/d/f{i} b/d/f{i}\n--- a/d/f{i}\n+++ b/d/f{i}\n@@ -1 +1 @@\n-x\n+y\n" for i in range(60_000)
+    )
+    status, head = apply_branches(sandbox, {"agent1": flood, "agent2": flood, "agent3": GOOD})
+    for agent in ("agent1", "agent2"):
+        assert status[agent] == "failed" and "does not exist in index" in status[agent].reason
+    assert status["agent3"] == "applied" and head == "cb-agent3"
