@@ -53,6 +53,7 @@ class FeatureOutcome:
 
 UNION_FAILED = "union merge failed"  # the error of a pair whose conflicts even the union merge left
 _HARNESS_STEP_FAILED = 97  # a harness step of a combined command failed (not the agent's patch)
+_APPLIES, _DOES_NOT_APPLY = "yes", "no"  # the apply command's verdict on each patch (not PatchStates)
 _APPLY_ERROR_BYTES = 8192  # the end of git's words on a patch that does not apply, kept for its reason
 
 
@@ -125,9 +126,9 @@ def apply_branches(sandbox: Sandbox, patches: dict[str, str]) -> tuple[dict[str,
             f"git checkout -q -B cb-{name} cb-base || exit {_HARNESS_STEP_FAILED}\n"
             f"if {{ git apply --index {path} || git apply --3way {path}; }} > {log} 2>&1; then\n"
             f"  git commit -q --no-verify --allow-empty -m {shlex.quote(name)} || exit {_HARNESS_STEP_FAILED}\n"
-            f"  echo '{mark} applied'\n"
+            f"  echo '{mark} {_APPLIES}'\n"
             f"else\n"
-            f"  tail -c {_APPLY_ERROR_BYTES} {log}; echo; echo '{mark} failed'\n"
+            f"  tail -c {_APPLY_ERROR_BYTES} {log}; echo; echo '{mark} {_DOES_NOT_APPLY}'\n"
             f"  git reset -q --hard && git checkout -q cb-base || exit {_HARNESS_STEP_FAILED}\n"
             f"fi"
         )
@@ -142,7 +143,7 @@ def apply_branches(sandbox: Sandbox, patches: dict[str, str]) -> tuple[dict[str,
     if code != 0 or len(verdicts) != len(tried):
         raise SandboxError(f"harness command failed (applying the patches, exit {code}): {out.strip()[-300:]}")
     for name, verdict, section in zip(tried, verdicts, sections[: len(tried)], strict=True):
-        if verdict == "applied":  # a patch's own output is the section before its verdict
+        if verdict == _APPLIES:  # a patch's own output is the section before its verdict
             status[name] = PatchState.APPLIED
             continue
         errors = [line for line in section.splitlines() if line.startswith("error:")]
