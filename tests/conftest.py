@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,25 @@ def upstream(tmp_path):
     bare = tmp_path / "upstream.git"
     sh_git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
     return bare, base, future
+
+
+@dataclass
+class TaskRef:
+    """Just what a sandbox backend reads from a task: where its repository is, its base commit, its key."""
+
+    repo_url: str
+    base_commit: str
+    key: str = "lib_task/task1"
+
+
+@pytest.fixture
+def eval_sandbox(tmp_path, upstream):
+    """A local sandbox of `upstream` at its base, as the evaluation makes one (closed afterwards)."""
+    from cooperbench.data.repocache import RepoCache
+    from cooperbench.sandbox.local import LocalBackend
+
+    bare, base, _ = upstream
+    backend = LocalBackend(cache=RepoCache(tmp_path / "cache"), scratch=tmp_path / "sandboxes")
+    sandbox = backend.create(TaskRef(str(bare), base), labels={"pair": "lib_task/task1/f1-f2", "agent": "eval"})
+    yield sandbox
+    sandbox.close()

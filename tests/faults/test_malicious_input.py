@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -170,21 +169,10 @@ def test_what_git_alone_does(tmp_path, upstream):
         _git(repo, "clean", "-qfdx")
 
 
-@dataclass
-class TaskRef:
-    repo_url: str
-    base_commit: str
-    key: str = "lib_task/task1"
-
-
 @pytest.fixture
-def sandbox(tmp_path, upstream):
-    bare, base, _ = upstream
-    backend = LocalBackend(cache=RepoCache(tmp_path / "cache"), scratch=tmp_path / "sandboxes")
-    sb = backend.create(TaskRef(str(bare), base), labels={"pair": "lib_task/task1/f1-f2", "agent": "eval"})
-    assert sb.exec("git checkout -q -B cb-base", timeout=30, confined=False).exit_code == 0
-    yield sb
-    sb.close()
+def sandbox(eval_sandbox):
+    assert eval_sandbox.exec("git checkout -q -B cb-base", timeout=30, confined=False).exit_code == 0
+    return eval_sandbox
 
 
 def test_apply_on_branch_refuses_every_attack(tmp_path, sandbox):

@@ -7,14 +7,11 @@ that follows relies on (a lone applied branch that HEAD is on is the merged tree
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from cooperbench.data.repocache import RepoCache
 from cooperbench.grading.merge_and_test import apply_branches, merge_branches
-from cooperbench.sandbox.local import LocalBackend
 
 GOOD = (
     "diff --git a/lib.py b/lib.py\n--- a/lib.py\n+++ b/lib.py\n"
@@ -27,20 +24,9 @@ ESCAPE = (
 )
 
 
-@dataclass
-class TaskRef:
-    repo_url: str
-    base_commit: str
-    key: str = "lib_task/task1"
-
-
 @pytest.fixture
-def sandbox(tmp_path, upstream):
-    bare, base, _ = upstream
-    backend = LocalBackend(cache=RepoCache(tmp_path / "cache"), scratch=tmp_path / "sandboxes")
-    sb = backend.create(TaskRef(str(bare), base), labels={"pair": "lib_task/task1/f1-f2", "agent": "eval"})
-    yield sb
-    sb.close()
+def sandbox(eval_sandbox):
+    return eval_sandbox
 
 
 def _git(sb, command: str) -> str:

@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cooperbench.data.repocache import RepoCache
 from cooperbench.grading.merge_and_test import apply_on_branch, merge_branches
 from cooperbench.grading.patchcheck import check_patch
 from cooperbench.grading.patchutil import drop_test_files, files_in, is_test_path, split_patch
-from cooperbench.sandbox.local import LocalBackend
 
 FAST = settings(
     max_examples=25,
@@ -251,18 +248,10 @@ def test_merge_tree_of_the_same_line_conflicts(edits):
     assert code == 1 and "f.txt" in out.split("\n\n")[0].splitlines()[1:]
 
 
-@dataclass
-class TaskRef:
-    repo_url: str
-    base_commit: str
-    key: str = "lib_task/task1"
-
-
-def test_merge_branches_in_a_sandbox(tmp_path, upstream):
+def test_merge_branches_in_a_sandbox(eval_sandbox, upstream):
     """evaluation's own merge (apply_on_branch + merge_branches) in one real LocalSandbox, reused."""
-    bare, base, _ = upstream
-    backend = LocalBackend(cache=RepoCache(tmp_path / "cache"), scratch=tmp_path / "sandboxes")
-    sandbox = backend.create(TaskRef(str(bare), base), labels={"pair": "lib_task/task1/f1-f2", "agent": "eval"})
+    _, base, _ = upstream
+    sandbox = eval_sandbox
     repo = Path(sandbox.repo_dir)
 
     def run(lines, e1, e2) -> tuple[str, str | None, bool, str]:
@@ -294,8 +283,5 @@ def test_merge_branches_in_a_sandbox(tmp_path, upstream):
         if merged:  # the union merge keeps both sides' lines
             assert all(line + "\n" in text for line in e1[1] + e2[1])
 
-    try:
-        separate()
-        same_line()
-    finally:
-        sandbox.close()
+    separate()
+    same_line()

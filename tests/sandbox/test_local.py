@@ -3,7 +3,6 @@
 import shutil
 import socket
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,9 @@ from cooperbench.pair import capture
 from cooperbench.sandbox import Sandbox, get_backend
 from cooperbench.sandbox.local import LocalBackend
 
+from ..conftest import TaskRef
+
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
-
-
-@dataclass
-class FakeTaskRef:
-    """Just what a backend reads from a task: where the repository is and its base commit."""
-
-    repo_url: str
-    base_commit: str
-    key: str = "lib_task/task1"
 
 
 @pytest.fixture
@@ -33,7 +25,7 @@ def backend(tmp_path, upstream):
     secret_dir.mkdir()
     (secret_dir / "feature.patch").write_text("the gold patch\n")
     be = LocalBackend(cache=RepoCache(tmp_path / "cache"), scratch=tmp_path / "sandboxes", hide=[secret_dir])
-    return be, FakeTaskRef(str(bare), base), secret_dir
+    return be, TaskRef(str(bare), base), secret_dir
 
 
 @pytest.fixture

@@ -12,15 +12,10 @@ import pytest
 from cooperbench.data.repocache import RepoCache
 from cooperbench.sandbox.local import LocalBackend
 
+from ..conftest import TaskRef
+
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 KEY = "sk-test-very-secret-key-0123456789"
-
-
-@dataclass
-class TaskRef:
-    repo_url: str
-    base_commit: str
-    key: str = "lib_task/task1"
 
 
 @dataclass
