@@ -72,6 +72,13 @@ class Task:
         """(clone source, base commit), as the task's own Dockerfile or setup.sh say."""
         return _upstream_of(self.path)
 
+    @cached_property
+    def test_script(self) -> bytes | None:
+        """The task's `run_tests.sh` (read once per Task), or None when it has none."""
+        if not (self.path / "run_tests.sh").is_file():
+            return None
+        return read_task_file(self.path, "run_tests.sh")
+
     @property
     def repo_url(self) -> str:
         return self.upstream[0]

@@ -161,8 +161,27 @@ def manifest(store_url: str, sha: str) -> dict:
     return json.loads((_cached("manifests", sha, make) / "manifest.json").read_text())
 
 
+# Tasks read from this machine's cache, by (cache, store, manifest, repo, id): the cached folders are
+# named by their content's hash, so a task read once (its files parsed, its patches read) is the
+# same task for the life of the process; a pair's two steps and every pair after it reuse it.
+_tasks: dict[tuple, Task] = {}
+_TASKS_KEPT = 4096
+
+
 def task(store_url: str, manifest_sha: str, repo: str, task_id: int) -> Task:
     """The task as the experiment's inputs hold it, from this machine's cache (fetched on first use)."""
+    known = (str(cache_root()), store_url, manifest_sha, repo, task_id)
+    found = _tasks.get(known)
+    if found is not None and found.path.is_dir():  # unless its cached folder was cleaned away since
+        return found
+    found = _read_task(store_url, manifest_sha, repo, task_id)
+    if len(_tasks) >= _TASKS_KEPT:
+        _tasks.clear()
+    _tasks[known] = found
+    return found
+
+
+def _read_task(store_url: str, manifest_sha: str, repo: str, task_id: int) -> Task:
     key = f"{repo}/task{task_id}"
     sha = manifest(store_url, manifest_sha)["tasks"].get(key)
     if sha is None:

@@ -22,7 +22,7 @@ import shlex
 import uuid
 from dataclasses import dataclass, field
 
-from ..data.dataset import Feature, Task, read_task_file
+from ..data.dataset import Feature, Task
 from ..sandbox import Environment, Sandbox, SandboxBackend, SandboxError, track
 from ..statuses import ErrorKind, MergeStatus, MergeStrategy, PatchState
 from .patchcheck import ensure_safe, failed, patch_error
@@ -270,10 +270,11 @@ def test_command(sandbox: Sandbox, task: Task, patch_paths: list[str]) -> str:
     custom = getattr(sandbox, "test_command", None)  # backends that run the image's runner.sh
     if custom is not None:
         return custom(task, patch_paths)
-    if not (task.path / "run_tests.sh").is_file():
+    script = task.test_script
+    if script is None:
         raise SandboxError(f"{task.key} has no run_tests.sh")
     target = f"{sandbox.files_dir}/run_tests.sh"
-    sandbox.write_file(target, read_task_file(task.path, "run_tests.sh"))
+    sandbox.write_file(target, script)
     return " ".join(shlex.quote(a) for a in ["bash", target, sandbox.repo_dir, *patch_paths])
 
 

@@ -35,7 +35,6 @@ import uuid
 from pathlib import Path
 
 from .. import settings
-from ..data.dataset import read_task_file
 from ..data.repocache import _locked
 from ..errors import UserError
 from . import BoundedOutput, ExecResult, SandboxError, dockerfile, images
@@ -178,9 +177,9 @@ class DockerSandbox:
             self._has_runner = self.exec(f"test -x {images.RUNNER}", timeout=60).exit_code == 0
         if self._has_runner:
             return images.runner_command(patch_paths)
-        if not (task.path / "run_tests.sh").is_file():
+        if task.test_script is None:
             raise SandboxError(f"{task.key}: the image has no runner.sh and the task no run_tests.sh")
-        self.write_file(f"{self.files_dir}/run_tests.sh", read_task_file(task.path, "run_tests.sh"))
+        self.write_file(f"{self.files_dir}/run_tests.sh", task.test_script)
         return images.host_runner_command(self.files_dir, self.repo_dir, patch_paths)
 
     def close(self) -> None:
