@@ -24,7 +24,7 @@ import hashlib
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -112,6 +112,7 @@ class Mounts:
     tmp: Path  # the sandbox's /tmp
     hidden: list[Path]  # emptied if they fall inside anything bound
     network: bool = False
+    views: list[tuple[Path, Path]] = field(default_factory=list)  # (folder, where it is shown), read-only
 
 
 def bwrap_argv(mounts: Mounts, uid: int, limits: Limits, cwd: str, command: str) -> list[str]:
@@ -152,6 +153,8 @@ def confining(mounts: Mounts, uid: int, limits: Limits) -> tuple[list[str], list
         argv += [*_dirs_for(path, made), "--bind", str(path), str(path)]
     for path in mounts.readonly:
         argv += ["--ro-bind", str(path), str(path)]
+    for source, place in mounts.views:  # after the folder they lie in, so they show over it
+        argv += ["--ro-bind", str(source), str(place)]
     drop: list[str] = []
     if root:
         drop = [

@@ -185,6 +185,7 @@ class LocalSandbox:
         self._touched = False  # a confined command has run: the working copy is no longer the harness's
         self._running: set[subprocess.Popen] = set()  # commands still running, killed by close()
         self._confining: tuple[list[str], list[str]] | None = None  # bwrap's options, the user switch
+        self._views: list[tuple[Path, Path]] = []  # read-only folders of the harness's shown inside
         self.closed = False
         for d in (self.files_dir, self.home, self.tmp):
             Path(d).mkdir(parents=True, exist_ok=True)
@@ -242,6 +243,7 @@ class LocalSandbox:
             mounts = Mounts(
                 writable=[self.root, *self.shared],
                 readonly=[Path(self.files_dir)],
+                views=list(self._views),
                 tmp=self.tmp,
                 hidden=self.hidden,
                 network=self.network,
@@ -338,12 +340,19 @@ class LocalSandbox:
                 raise SandboxError(f"{path} in the sandbox is not a regular file")
             return f.read()
 
-    def copy_base_snapshot(self, dest: str) -> bool:
-        """Copy the cache's one-commit bare repository of the base to `dest` (a harness folder of this
-        sandbox), with no process started: False when this sandbox has none (the caller clones)."""
+    def base_snapshot_at(self, dest: str) -> bool:
+        """Put the cache's one-commit bare repository of the base at `dest` (a harness folder of this
+        sandbox): shown there read-only to confined commands, nothing copied (copied, with no process,
+        when commands run unconfined). False when this sandbox has none (the caller clones)."""
         if self.base_snapshot is None:
             return False
-        shutil.copytree(self.base_snapshot, self._own(dest), symlinks=True)
+        target = self._own(dest)
+        if not self.use_bwrap:
+            shutil.copytree(self.base_snapshot, target, symlinks=True)
+            return True
+        target.mkdir(parents=True)  # the mount point, in the harness folder (read-only to commands)
+        self._views.append((self.base_snapshot, target))
+        self._confining = None  # worked out again, with it
         return True
 
     def fork(self) -> LocalSandbox:

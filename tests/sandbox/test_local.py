@@ -152,6 +152,26 @@ def test_capture_of_untouched_copy_is_empty(sandbox):
     assert capture.capture(sandbox) == ""
 
 
+@needs_bwrap
+def test_the_base_snapshot_is_shown_read_only_not_copied_and_an_agent_cannot_change_it(backend, sandbox):
+    be, task, _ = backend
+    capture.prepare(sandbox)
+    shown = Path(sandbox.files_dir) / "base.git"
+    assert shown.is_dir() and not any(shown.iterdir())  # on the host: an empty mount point, nothing copied
+    snapshot = be.cache.snapshot(task.repo_url, task.base_commit)
+    before = sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*"))
+    attack = sandbox.exec(
+        f"ls {shown}/objects && (echo evil > {shown}/objects/planted || true) && "
+        f"(rm -rf {shown}/objects/pack || true) && (echo '*' > {shown}/info/exclude || true); "
+        "mkdir -p ~/.config/git && echo '*.py' > ~/.config/git/ignore && echo 'x = 2' > added.py",
+        timeout=30,
+    )
+    assert "pack" in attack.output  # the command sees the snapshot
+    assert sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*")) == before  # and cannot touch it
+    patch = capture.capture(sandbox)
+    assert "added.py" in patch and "+x = 2" in patch  # the agent's own ignore files hide nothing
+
+
 def test_a_fork_copies_the_harness_tree_and_is_refused_once_a_command_ran(sandbox):
     from cooperbench.sandbox import SandboxError
 
