@@ -58,6 +58,23 @@ def test_a_worker_without_the_dataset_gets_the_same_task_and_config(store_url, d
         travel.task(store_url, sha, task.repo, task.task_id + 100)
 
 
+def test_a_task_is_read_once_per_process_until_its_cached_folder_goes(dataset_copy, tmp_path, monkeypatch):
+    store = str(tmp_path / "store")
+    task = Dataset(dataset_copy).tasks[0]
+    sha = travel.publish(store, [task], None)
+    _another_machine(monkeypatch, tmp_path, "worker")
+    first = travel.task(store, sha, task.repo, task.task_id)
+    feature = sorted(first.features)[0]
+    gold = first.feature(feature).gold_patch
+    again = travel.task(store, sha, task.repo, task.task_id)
+    assert again is first and again.feature(feature).gold_patch is gold  # parsed and read once
+    shutil.rmtree(travel.cache_root())  # the machine's cache cleaned away: fetched and read anew
+    fresh = travel.task(store, sha, task.repo, task.task_id)
+    assert fresh is not first and fresh.path.is_dir() and fresh.feature(feature).gold_patch == gold
+    _another_machine(monkeypatch, tmp_path, "other")  # another cache: its own copy
+    assert travel.task(store, sha, task.repo, task.task_id).path.is_relative_to(tmp_path / "other")
+
+
 def test_each_task_is_stored_once_by_its_content(store_url, dataset_copy):
     ds = Dataset(dataset_copy)
     first, second = ds.tasks[0], ds.tasks[1]
