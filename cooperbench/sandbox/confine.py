@@ -124,31 +124,11 @@ def bwrap_argv(mounts: Mounts, uid: int, limits: Limits, cwd: str, command: str)
 def confining(mounts: Mounts, uid: int, limits: Limits) -> tuple[list[str], list[str]]:
     """bwrap and its options but `--chdir`; then what drops the user and sets the limits before the
     command. The same for every command of a sandbox: a sandbox works them out once."""
-    argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-    if not mounts.network:
-        argv.append("--unshare-net")
     root = os.geteuid() == 0
-    if not root:
-        argv += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
-    for d in SYSTEM_DIRS:
-        if os.path.isdir(d):
-            argv += ["--ro-bind", d, d]
-    for link in SYSTEM_LINKS:
-        if os.path.islink(link):
-            argv += ["--symlink", os.readlink(link), link]
-        elif os.path.isdir(link):
-            argv += ["--ro-bind", link, link]
-    argv += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
-    argv += ["--perms", "0755", "--dir", "/var"]
-    argv += ["--bind", str(mounts.tmp), "/tmp", "--bind", str(mounts.tmp), "/var/tmp"]  # on disk, counted
-    made: set[Path] = {Path("/tmp"), Path("/var"), Path("/var/tmp")}
-    exposed = exposed_paths()
-    for path in exposed:
-        argv += [*_dirs_for(path, made), "--ro-bind", str(path), str(path)]
-    seen = [*exposed, *(Path(d) for d in SYSTEM_DIRS)]
-    for path in mounts.hidden:  # the harness's own places, where they lie inside something bound
-        if any(path.is_relative_to(b) for b in seen):
-            argv += ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
+    head, tail, made_before = _common(mounts.network, root, tuple(mounts.hidden), tuple(exposed_paths()))
+    # the sandbox's /tmp before the Python installations: one of them may lie under /tmp
+    argv = [*head, "--bind", str(mounts.tmp), "/tmp", "--bind", str(mounts.tmp), "/var/tmp", *tail]  # on disk
+    made = set(made_before)
     for path in mounts.writable:
         argv += [*_dirs_for(path, made), "--bind", str(path), str(path)]
     for path in mounts.readonly:
@@ -168,6 +148,37 @@ def confining(mounts: Mounts, uid: int, limits: Limits) -> tuple[list[str], list
             "--",
         ]
     return argv, [*drop, *limits.prlimit()]
+
+
+@cache
+def _common(network: bool, root: bool, hidden: tuple[Path, ...], exposed: tuple[Path, ...]):
+    """The options every sandbox of a process shares, before and after its own /tmp (system folders and
+    devices; the Python installations, the harness's hidden places), and the folders they create:
+    worked out once per process."""
+    argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    if not network:
+        argv.append("--unshare-net")
+    if not root:
+        argv += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+    for d in SYSTEM_DIRS:
+        if os.path.isdir(d):
+            argv += ["--ro-bind", d, d]
+    for link in SYSTEM_LINKS:
+        if os.path.islink(link):
+            argv += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            argv += ["--ro-bind", link, link]
+    argv += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
+    argv += ["--perms", "0755", "--dir", "/var"]
+    tail: list[str] = []  # after the sandbox's own /tmp
+    made: set[Path] = {Path("/tmp"), Path("/var"), Path("/var/tmp")}
+    for path in exposed:
+        tail += [*_dirs_for(path, made), "--ro-bind", str(path), str(path)]
+    seen = [*exposed, *(Path(d) for d in SYSTEM_DIRS)]
+    for path in hidden:  # the harness's own places, where they lie inside something bound
+        if any(path.is_relative_to(b) for b in seen):
+            tail += ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
+    return tuple(argv), tuple(tail), frozenset(made)
 
 
 @cache

@@ -168,6 +168,7 @@ class LocalSandbox:
         base_snapshot: Path | None = None,
     ):
         self.root = root
+        self._real_root = root.resolve()  # its folder as the harness made it (a sandbox's path never changes)
         self.base_snapshot = base_snapshot  # the cache's bare copy of the base commit (`RepoCache.snapshot`)
         self.shared = list(shared)  # writable outside the sandbox: the team remote, caches being prepared
         self.repo_dir = str(root / "repo")
@@ -319,7 +320,7 @@ class LocalSandbox:
 
     def _own(self, path: str) -> Path:
         resolved = self._path(path).resolve()
-        if not resolved.is_relative_to(self.root.resolve()):
+        if not resolved.is_relative_to(self._real_root):
             raise ValueError(f"{path} is outside the sandbox")
         return resolved
 
