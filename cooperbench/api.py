@@ -193,7 +193,9 @@ def run(
         say(warning)  # a configuration error (bad key, unknown model) raised above: nothing started
 
     def go(app) -> list[dict]:
-        pending = workflow.submit(app, spec, pairs, database, force=force, mailbox_url=app.conf.broker_url, say=say)
+        # the time limit counts from submission: not the model check, the inputs' upload or the environments
+        run_spec = spec if time_limit is None else replace(spec, deadline=time.time() + time_limit)
+        pending = workflow.submit(app, run_spec, pairs, database, force=force, mailbox_url=app.conf.broker_url, say=say)
         done = [len(pairs) - len(pending)]
         if progress:
             progress(done[0], len(pairs))
@@ -206,7 +208,7 @@ def run(
         try:
             if not wait:
                 return records(database, spec.name)
-            return workflow.wait(app, spec, pending, database, timeout=timeout, progress=step)
+            return workflow.wait(app, run_spec, pending, database, timeout=timeout, progress=step)
         finally:
             workflow.release(app)
 
