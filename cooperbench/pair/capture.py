@@ -11,6 +11,7 @@ deleted `.git` in the working copy change nothing.
 from __future__ import annotations
 
 import shlex
+import uuid
 
 from ..sandbox import Sandbox, SandboxError
 
@@ -22,7 +23,7 @@ class CaptureError(Exception):
 
 
 EXCLUDE_FILE = "capture.exclude"  # in the harness folder: the snapshot itself may be read-only
-OUT = "cooperbench-capture"  # where the capture writes, in the sandbox's own temporary folder
+OUT = "cooperbench-capture"  # where the capture writes (a new folder each time), in the sandbox's own /tmp
 
 
 def prepare(sandbox: Sandbox) -> None:
@@ -49,13 +50,13 @@ def capture(sandbox: Sandbox) -> str:
     whatever it planted there (attributes, a symlinked tree, a `.gitconfig` in its home) acts
     with the agent's own rights only. The harness's snapshot is read, never written: the blobs
     of the working tree go to an object folder of the command's own."""
-    where = f"{sandbox.tmp_dir}/{OUT}"
+    where = f"{sandbox.tmp_dir}/{OUT}-{uuid.uuid4().hex[:12]}"  # new: nothing to remove first
     out = shlex.quote(where)
     gd = shlex.quote(f"{sandbox.files_dir}/base.git")
     exclude = shlex.quote(f"{sandbox.files_dir}/{EXCLUDE_FILE}")
     # git reads the snapshot (read-only here) and writes only below `out`: its own objects, its index
     script = (
-        f"rm -rf {out} && mkdir -p {out}/objects {shlex.quote(sandbox.repo_dir)} && "
+        f"mkdir -p {out}/objects {shlex.quote(sandbox.repo_dir)} && "
         f"cd {shlex.quote(sandbox.repo_dir)} && export GIT_DIR={gd} GIT_WORK_TREE=. "
         f"GIT_OBJECT_DIRECTORY={out}/objects GIT_ALTERNATE_OBJECT_DIRECTORIES={gd}/objects "
         f"GIT_INDEX_FILE={out}/index && git read-tree HEAD && git -c core.excludesFile={exclude} add -A && "
