@@ -1,12 +1,14 @@
 """Farm time per pair against the bare work, measured in one run, on a synthetic scale task.
 
-    python bench/bench_scale.py [--features 32] [--concurrency 2]   # 32 features: 496 pairs, gold solo
+    python bench/bench_scale.py [--features 32] [--concurrency 2] [--rounds 1]   # 32 features: 496 pairs
 
 The farm: `api.run` with no broker (the embedded farm: a private Redis, an in-process worker
 with `--concurrency` threads), gold agent, solo setting. The baseline is the same work done by a
 plain loop, `--concurrency` pairs at a time: copy the base working copy, apply both gold patches
 under bubblewrap, capture the diff, copy the base again, apply the diff, run each feature's test
-script under bubblewrap. The ratio is the farm's own cost per pair.
+script under bubblewrap. The ratio is the farm's own cost per pair. With `--rounds N` the two are
+alternated N times (each farm round a new experiment) and the medians printed: on a shared or
+noisy machine one round's ratio moves by a third with the load.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -69,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="bare loop and farm alternated; medians printed")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cooperbench-bench-scale-"))
     os.environ.update(
@@ -90,24 +94,32 @@ def main() -> None:
     scratch = work / "bare"
     scratch.mkdir()
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(args.concurrency) as pool:
-        passed = list(pool.map(lambda p: bare_pair(base, task.path, scratch, p.features), pairs))
-    bare = (time.perf_counter() - t0) / len(pairs)
-    assert all(passed), "the bare loop failed a pair"
+    bares, farms = [], []
+    for round_ in range(args.rounds):  # alternated, so a change in the machine's load hits both alike
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            passed = list(pool.map(lambda p: bare_pair(base, task.path, scratch, p.features), pairs))
+        bares.append((time.perf_counter() - t0) / len(pairs))
+        assert all(passed), "the bare loop failed a pair"
+
+        t0 = time.perf_counter()
+        recs = api.run(f"bench-scale-{round_}", agent="gold", setting="solo", dataset=str(work / "dataset"),
+                       concurrency=args.concurrency)  # fmt: skip
+        farms.append((time.perf_counter() - t0) / len(pairs))
+        assert len(recs) == len(pairs) and all(r["both_passed"] for r in recs), "the farm failed a pair"
+        if args.rounds > 1:
+            print(f"round {round_ + 1}: bare {1000 * bares[-1]:.1f} ms, farm {1000 * farms[-1]:.1f} ms per pair, "
+                  f"ratio {farms[-1] / bares[-1]:.2f}", flush=True)  # fmt: skip
 
     t0 = time.perf_counter()
-    recs = api.run("bench-scale", agent="gold", setting="solo", dataset=str(work / "dataset"),
-                   concurrency=args.concurrency)  # fmt: skip
-    farm = (time.perf_counter() - t0) / len(pairs)
-    assert len(recs) == len(pairs) and all(r["both_passed"] for r in recs), "the farm failed a pair"
-
-    t0 = time.perf_counter()
-    api.run("bench-scale", agent="gold", setting="solo", dataset=str(work / "dataset"))
+    api.run(f"bench-scale-{args.rounds - 1}", agent="gold", setting="solo", dataset=str(work / "dataset"))
     again = time.perf_counter() - t0
-    print(f"{len(pairs)} pairs, gold solo, {args.concurrency} at a time")
+    bare, farm = statistics.median(bares), statistics.median(farms)
+    ratio = statistics.median(f / b for f, b in zip(farms, bares, strict=True))
+    which = f"median of {args.rounds} rounds" if args.rounds > 1 else "one round"
+    print(f"{len(pairs)} pairs, gold solo, {args.concurrency} at a time ({which})")
     print(f"bare-work loop:  {1000 * bare:7.1f} ms per pair")
-    print(f"embedded farm:   {1000 * farm:7.1f} ms per pair   ratio to bare: {farm / bare:.2f}")
+    print(f"embedded farm:   {1000 * farm:7.1f} ms per pair   ratio to bare: {ratio:.2f}")
     print(f"the same run again (nothing to do): {again:.2f} s")
     shutil.rmtree(work, ignore_errors=True)
 
