@@ -105,7 +105,9 @@ def apply_branches(sandbox: Sandbox, patches: dict[str, str]) -> tuple[dict[str,
     the branch HEAD is on after it, None when no patch was tried)."""
     status: dict[str, str] = {}
     mark = f"[cooperbench {uuid.uuid4().hex}]"  # an agent's patch cannot print it in git's messages
-    lines = [f"git rev-parse -q --verify cb-base >/dev/null || git branch cb-base || exit {_HARNESS_STEP_FAILED}"]
+    # cb-base at HEAD, unless it is there already (one git process in a fresh sandbox)
+    base = "git branch cb-base 2>/dev/null || git rev-parse -q --verify cb-base >/dev/null"
+    lines = [f"{base} || exit {_HARNESS_STEP_FAILED}"]
     tried = []
     for name, patch in patches.items():
         if not patch.strip():
