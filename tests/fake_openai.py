@@ -7,9 +7,10 @@ error with an OpenAI error body, `Hold` delays an answer until a condition holds
 picks its script by its model name (an agent run with model `openai/<name>`) or, when two
 agents share one model, by the phrase `You are <name>` in its system message. Every request is recorded in `requests`.
 
-A `run`'s preflight call (the harness's fixed connectivity prompt) is answered `OK` without
-taking a scripted answer, and recorded in `preflights`, not `requests`; like every request it gets
-401 when `keys` is given and its bearer key is not one of them, and 404 for a model in `missing`.
+A `run`'s preflight call (the harness's fixed connectivity prompt) is answered `OK` (after
+`preflight_delay` seconds) without taking a scripted answer, and recorded in `preflights`, not
+`requests`; like every request it gets 401 when `keys` is given and its bearer key is not one of
+them, and 404 for a model in `missing`.
 """
 
 from __future__ import annotations
@@ -56,9 +57,17 @@ class Fail:
 
 
 class FakeOpenAI:
-    def __init__(self, scripts: dict[str, list], *, keys: tuple[str, ...] | None = None, missing: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        scripts: dict[str, list],
+        *,
+        keys: tuple[str, ...] | None = None,
+        missing: tuple[str, ...] = (),
+        preflight_delay: float = 0.0,
+    ):
         self.scripts = {name: list(entries) for name, entries in scripts.items()}
         self.keys, self.missing = keys, set(missing)
+        self.preflight_delay = preflight_delay
         self.requests: list[dict] = []
         self.preflights: list[dict] = []
         self._lock = threading.Lock()
@@ -107,6 +116,9 @@ class FakeOpenAI:
             if body.get("model") in self.missing:
                 return Fail(404, f"The model `{body.get('model')}` does not exist or you do not have access to it.")
             if preflight:
+                if self.preflight_delay:
+                    until = time.monotonic() + self.preflight_delay
+                    return Hold(lambda: time.monotonic() >= until, Answer("OK", 10, 1))
                 return Answer("OK", 10, 1)
             if script is None:
                 return Fail(404, f"The model `{body.get('model')}` does not exist or you do not have access to it.")

@@ -68,6 +68,32 @@ def test_no_agent_starts_after_the_time_limit_and_a_later_run_does_the_rest(redi
     assert len(fake.requests) == 3
 
 
+def test_the_time_limit_counts_from_submission_not_from_the_model_check(tmp_path, dataset_dir, monkeypatch):
+    """`--time-limit` is seconds from submission: a model check slower than the limit starts nothing late."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-limit")
+    with FakeOpenAI({"solo": [SUBMIT]}, preflight_delay=LIMIT + 1) as fake:
+        (tmp_path / "agent.yaml").write_text(yaml.safe_dump({"model_kwargs": {"api_base": fake.base_url}}))
+        records = api.run(
+            "limit-after-check",
+            agent="mini_swe_agent",
+            model="openai/solo",
+            setting="solo",
+            repo="memkv_task",
+            task=2,
+            features=(1, 2),
+            dataset=str(dataset_dir),
+            db_url=f"sqlite:///{tmp_path / 'r.db'}",
+            logs=str(tmp_path / "logs"),
+            agent_config=str(tmp_path / "agent.yaml"),
+            time_limit=LIMIT,
+            concurrency=1,
+            timeout=120,
+        )
+    assert len(fake.preflights) == 1 and len(fake.requests) == 1  # checked (slowly), then the agent ran
+    [rec] = records
+    assert (rec["status"], rec["error"]) == ("done", None), rec
+
+
 def test_a_coop_agent_does_not_start_alone_when_its_teammate_is_past_the_limit(redis_url, tmp_path):
     database = f"sqlite:///{tmp_path / 'r.db'}"
     pair = Pair("memkv_task", 2, (1, 3))
