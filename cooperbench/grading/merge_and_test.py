@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ..data.dataset import Feature, Task
 from ..sandbox import Environment, Sandbox, SandboxBackend, SandboxError, track
+from ..sandbox.images import host_runner
 from ..statuses import ErrorKind, MergeStatus, MergeStrategy, PatchState
 from .patchcheck import ensure_safe, failed, patch_error
 from .patchutil import drop_test_files
@@ -272,12 +273,7 @@ def test_command(sandbox: Sandbox, task: Task, patch_paths: list[str]) -> str:
     custom = getattr(sandbox, "test_command", None)  # backends that run the image's runner.sh
     if custom is not None:
         return custom(task, patch_paths)
-    script = task.test_script
-    if script is None:
-        raise SandboxError(f"{task.key} has no run_tests.sh")
-    target = f"{sandbox.files_dir}/run_tests.sh"
-    sandbox.write_file(target, script)
-    return " ".join(shlex.quote(a) for a in ["bash", target, sandbox.repo_dir, *patch_paths])
+    return host_runner(sandbox, task, patch_paths, f"{task.key} has no run_tests.sh")
 
 
 def merge_and_test(

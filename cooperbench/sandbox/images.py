@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .. import settings
 from ..data.dataset import read_task_file
-from . import dockerfile
+from . import SandboxError, dockerfile
 from .dockerfile import BuildSupply
 
 REPO_DIR = "/workspace/repo"
@@ -171,6 +171,15 @@ def runner_command(patch_paths: list[str]) -> str:
 def host_runner_command(files_dir: str, repo_dir: str, patch_paths: list[str]) -> str:
     """The host-style runner (`run_tests.sh <repo> <patches...>`) copied to the harness folder."""
     return " ".join(shlex.quote(a) for a in ["bash", f"{files_dir}/run_tests.sh", repo_dir, *patch_paths])
+
+
+def host_runner(sandbox, task, patch_paths: list[str], missing: str) -> str:
+    """Copy the task's `run_tests.sh` into the sandbox's harness folder and return the command that runs
+    it on the patches; a task without one is a SandboxError saying `missing`."""
+    if task.test_script is None:
+        raise SandboxError(missing)
+    sandbox.write_file(f"{sandbox.files_dir}/run_tests.sh", task.test_script)
+    return host_runner_command(sandbox.files_dir, sandbox.repo_dir, patch_paths)
 
 
 def tar_one(name: str, data: bytes) -> bytes:

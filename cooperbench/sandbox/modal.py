@@ -83,10 +83,8 @@ class ModalSandbox:
             self._has_runner = self.exec(f"test -x {images.RUNNER}", timeout=60).exit_code == 0
         if self._has_runner:
             return images.runner_command(patch_paths)
-        if task.test_script is None:
-            raise SandboxError(f"{task.key}: the image has no runner.sh and the task no run_tests.sh")
-        self.write_file(f"{self.files_dir}/run_tests.sh", task.test_script)
-        return images.host_runner_command(self.files_dir, self.repo_dir, patch_paths)
+        missing = f"{task.key}: the image has no runner.sh and the task no run_tests.sh"
+        return images.host_runner(self, task, patch_paths, missing)
 
     def close(self) -> None:
         try:
