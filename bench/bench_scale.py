@@ -80,6 +80,7 @@ def isolated_pair(base: Path, task: Path, scratch: Path, features: tuple[int, in
     the farm confines it (its bwrap options, `setpriv`, `prlimit`, the disk-use walk), the capture
     included, and the second feature tested in a copy of the merged tree taken before any test ran."""
     from cooperbench.sandbox.confine import Limits, Mounts, confining, sandbox_uid
+    from cooperbench.sandbox.local import _disk_use  # the farm's own walk, over the same folders
 
     limits = Limits.from_settings()
     work = scratch / uuid.uuid4().hex[:8]
@@ -98,7 +99,7 @@ def isolated_pair(base: Path, task: Path, scratch: Path, features: tuple[int, in
 
     def confined(root: Path, prefix: list[str], command: str) -> int:
         code = subprocess.run([*prefix, "bash", "-c", command], cwd="/", capture_output=True).returncode
-        _disk_use(root)
+        _disk_use([root / "repo", root / "home", root / "tmp"])
         return code
 
     def hand_over(root: Path, uid: int) -> None:  # before its first confined command, as the farm
@@ -117,9 +118,11 @@ def isolated_pair(base: Path, task: Path, scratch: Path, features: tuple[int, in
             shutil.copy(task / f"feature{n}" / "feature.patch", agent / "files" / f"feature{n}.patch")
         patches = " ".join(str(agent / "files" / f"feature{n}.patch") for n in features)
         hand_over(agent, uid)
-        assert confined(agent, prefix, f"for p in {patches}; do git apply $p; done") == 0
         out = agent / "tmp" / "patch"
-        assert confined(agent, prefix, f"git add -A && git diff --cached --binary > {out}") == 0
+        applied = confined(agent, prefix, f"for p in {patches}; do git apply $p; done")
+        captured = confined(agent, prefix, f"git add -A && git diff --cached --binary > {out}")
+        if applied or captured:
+            return False
         merged, prefix, uid = sandbox("merged", base)
         repo = merged / "repo"
         _sh(["git", "apply", str(out)], repo)
@@ -132,14 +135,6 @@ def isolated_pair(base: Path, task: Path, scratch: Path, features: tuple[int, in
         return test(other, other_prefix, features[1]) and ok
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _disk_use(root: Path) -> int:
-    total = 0
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            total += os.lstat(os.path.join(folder, name)).st_blocks
-    return total
 
 
 def _timed(pairs, concurrency: int, one) -> float:
