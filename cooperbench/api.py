@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import settings
-from .agents import DEFAULT_AGENT, check_agent, default_model
+from .agents import DEFAULT_AGENT, check_agent, default_model, trusted
 from .agents import preflight as check_model
 from .data import inputs as travel
 from .data.dataset import Dataset, Pair
@@ -112,6 +112,18 @@ def _env(**values: str):
                 os.environ[k] = v
 
 
+def check_confinement(agent: str) -> None:
+    """The embedded farm's sandboxes are this machine's: an agent whose commands must be confined is
+    refused here, before anything is recorded, when this machine cannot confine them."""
+    if settings.get("no_bwrap") or trusted(agent):
+        return  # a trusted agent runs unconfined there, with a notice (sandbox/local.py)
+    from .sandbox.confine import remedy, unavailable
+
+    why = unavailable()
+    if why is not None:
+        raise UserError(f"cannot run the {agent!r} agent on the local backend: {why}; {remedy()}")
+
+
 def check_broker(url: str) -> None:
     import redis
 
@@ -182,11 +194,13 @@ def run(
         time_limit=time_limit,
         agent_time_limit=agent_time_limit,
     )
+    url = settings.broker_url(broker)
+    if url is None and spec.backend == "local":
+        check_confinement(spec.agent)
     # the tasks and the agent config travel with the experiment, through the artifact store
     spec = replace(spec, inputs=travel.publish(spec.logs, _tasks(ds, pairs), spec.agent_config))
     database = settings.db_url(db_url)
     db.engine(database)
-    url = settings.broker_url(broker)
     if url is not None:
         check_broker(url)
     if preflight and (warning := check_model(agent, spec.model, spec.agent_config)) and say:

@@ -190,6 +190,20 @@ def _print_records(recs: list[dict], as_json: bool) -> None:
     click.echo(json.dumps(recs, indent=2) if as_json else table(recs))
 
 
+def _fail_if_nothing_graded(recs: list[dict]) -> None:
+    """A run, or an evaluation, whose every finished pair is unscored (infrastructure or evaluation
+    errors) measured nothing: said plainly, with a non-zero exit, never a quiet `0/0`."""
+    from .store.results import totals
+
+    t = totals(recs)
+    unscored = t["infra_errors"] + t["evaluation_errors"]
+    if t["scored"] == 0 and unscored:
+        raise UserError(
+            f"nothing was graded: {t['infra_errors']} infrastructure and {t['evaluation_errors']} evaluation "
+            "error(s), and no scored pair (each pair's `error` says why)"
+        )
+
+
 @main.command()
 @experiment_options
 @click.option(
@@ -211,6 +225,7 @@ def run(name, concurrency, timeout, as_json, **options):
             **options,
         )
     _print_records(recs, as_json)
+    _fail_if_nothing_graded(recs)
 
 
 class Progress:
@@ -291,6 +306,7 @@ def submit(name, wait, as_json, **options):
         )
     if wait:
         _print_records(recs, as_json)
+        _fail_if_nothing_graded(recs)
     else:
         queued = sum(r["status"] == PairStatus.QUEUED for r in recs)
         click.echo(f"{name}: {queued} pair(s) queued, {len(recs) - queued} already finished")
@@ -306,7 +322,9 @@ def submit(name, wait, as_json, **options):
 @friendly
 def eval_(name, db_url, logs, dataset, concurrency, as_json):
     """Evaluate an experiment's stored patches again."""
-    _print_records(api.evaluate(name, db_url=db_url, logs=logs, dataset=dataset, concurrency=concurrency), as_json)
+    recs = api.evaluate(name, db_url=db_url, logs=logs, dataset=dataset, concurrency=concurrency)
+    _print_records(recs, as_json)
+    _fail_if_nothing_graded(recs)
 
 
 @main.command()
@@ -402,7 +420,11 @@ def dataset_validate(as_json, backend, features, dataset, repo, task, subset):
     from .environments.prepared import ensure
 
     problems = validate(
-        ds, get_backend(backend, hide=[ds.root]), tasks, only=only, environment_of=lambda t: ensure(t, backend)
+        ds,
+        get_backend(backend, hide=[ds.root], trusted=True),
+        tasks,
+        only=only,
+        environment_of=lambda t: ensure(t, backend),
     )
     if as_json:
         click.echo(json.dumps([p.__dict__ for p in problems], indent=2))

@@ -55,10 +55,11 @@ class ExperimentSpec:
     def sandbox_backend(self):
         """The experiment's sandbox backend, hiding its dataset and this machine's copies of the
         inputs (gold patches) and a local artifact store from agents."""
+        from .agents import trusted
         from .sandbox import get_backend
 
         hide = [Path(self.dataset), travel.cache_root()] + ([] if "://" in self.logs else [Path(self.logs)])
-        return get_backend(self.backend, hide=hide)
+        return get_backend(self.backend, hide=hide, trusted=trusted(self.agent))
 
     def task(self, repo: str, task_id: int) -> Task:
         """The pair's task: from the inputs that travel with the experiment, or the dataset folder."""

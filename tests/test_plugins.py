@@ -51,8 +51,10 @@ def test_an_infrastructure_failure_is_counted_as_such_and_retried(dataset_dir, t
     args = ("run", "-n", "infra", "--backend", "broken", "--dataset", str(dataset_dir), "-r", "memkv_task", "-f", "1,3")
     env = {**_env(tmp_path), "COOPERBENCH_INFRA_BACKOFF": "0.5"}  # its retries, without the default 30 s + 60 s
     proc = run_cli(*args, env=env)
-    assert proc.returncode == 0, proc.stderr
+    # every pair unscored: the totals say so, and the run fails plainly instead of a quiet 0/0
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "infrastructure errors: 1" in proc.stdout and "both passed: 0/0" in proc.stdout
+    assert "nothing was graded: 1 infrastructure and 0 evaluation error(s)" in proc.stderr
     database = f"sqlite:///{tmp_path / 'r.db'}"
     (rec,) = json.loads(run_cli("status", "-n", "infra", "--json", env=_env(tmp_path)).stdout)
     assert (rec["status"], rec["merge_status"], rec["error_kind"]) == ("error", "missing_input", "infra")
@@ -61,7 +63,7 @@ def test_an_infrastructure_failure_is_counted_as_such_and_retried(dataset_dir, t
     assert {s for s, _ in first.values()} == {"InfraError"}
 
     again = run_cli(*args, env=env)  # not done, so running again retries it
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 1 and "nothing was graded" in again.stderr, again.stderr
     second = {r.agent_id: r.started_at for r in db.query(database, db.AgentRun, experiment="infra")}
     assert all(second[a] > first[a][1] for a in first)
 

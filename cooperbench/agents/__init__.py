@@ -78,6 +78,9 @@ class Agent(Protocol):
     # False: the agent runs nothing of the project's (it applies or writes patches only), so its
     # sandbox gets no copy of the task environment and no installed project; missing: True
     uses_environment: bool
+    # True: every command the agent runs and all code it leaves are the dataset's own (gold patches, or
+    # nothing), so where this machine cannot confine commands they may run unconfined; missing: False
+    trusted: bool
 
     def run(self, ctx: AgentContext) -> AgentResult:
         """Work on `ctx.features` in `ctx.sandbox` and say how the run ended.
@@ -149,6 +152,11 @@ def preflight(name: str, model: str | None, config: Any = None) -> str | None:
     that is down right now is not the configuration's fault, so it only gives a warning (returned)."""
     check = getattr(agent_class(name), "preflight", None)
     return check(model, config) if callable(check) else None
+
+
+def trusted(name: str) -> bool:
+    """Whether the agent runs only the dataset's own code (see `Agent.trusted`)."""
+    return getattr(agent_class(name), "trusted", False) is True
 
 
 def default_model(name: str) -> str | None:

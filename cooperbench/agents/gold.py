@@ -45,6 +45,7 @@ def _apply(ctx: AgentContext, patches: list[tuple[str, str, object]], trajectory
 class GoldAgent:
     name = "gold"
     uses_environment = False  # runs none of the project's code: no environment to copy or install
+    trusted = True  # applies the dataset's gold patches and nothing else
 
     def run(self, ctx: AgentContext) -> AgentResult:
         trajectory: list[dict] = []

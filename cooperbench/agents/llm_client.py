@@ -24,8 +24,11 @@ MIN_SECRET_LENGTH = 8
 
 @functools.cache
 def _litellm():
-    """litellm, imported at the first model call: importing it loads (and may try to download) its
-    price data, which a command that calls no model (a bad option, `status`, ...) must not wait for."""
+    """litellm, imported at the first model call: importing it loads its price data, which a command
+    that calls no model (a bad option, `status`, ...) must not wait for. Prices are the installed
+    litellm's own unless LITELLM_LOCAL_MODEL_COST_MAP says otherwise: the same on every worker,
+    offline too (its download, tried three times with pauses, stalls each process without network)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     litellm.suppress_debug_info = True
@@ -142,7 +145,8 @@ class LLM:
             return reply
 
     def _describe(self, exc: Exception, retries: int) -> str:
-        detail = f"{type(exc).__name__}: {exc}"[:1500]
+        text = str(exc).split("Traceback (most recent call last)")[0].strip()  # litellm puts one in some messages
+        detail = f"{type(exc).__name__}: {text}"[:1500]
         if _transient(exc):
             return f"model {self.model} still failing after {retries} retries: {detail}"
         for kind, text in _permanent_kinds():

@@ -228,7 +228,7 @@ def prepare(
         else:
             (say or log.warning)(f"preparing the environment of {task.key} on this machine (first use)")
             shutil.rmtree(path / "caches", ignore_errors=True)
-            sandboxes = get_backend(backend, hide=[task.path.parent.parent])
+            sandboxes = get_backend(backend, hide=[task.path.parent.parent], trusted=True)  # the task's own runner
             if backend in IN_IMAGE_BACKENDS:
                 cause, image, size = _prepare_in_image(task, key, needs, sandboxes)
                 base.image = image

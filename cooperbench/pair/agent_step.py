@@ -32,7 +32,7 @@ from ..environments.prepared import EnvironmentUnavailable, for_agent
 from ..environments.prepared import ensure as ensure_environment
 from ..errors import UserError
 from ..experiment import ExperimentSpec, agent_run_id, pair_id
-from ..sandbox import SandboxError, track
+from ..sandbox import ConfinementUnavailable, SandboxError, track
 from ..settings import db_url
 from ..statuses import NOT_FINAL, AgentStatus
 from ..store import db
@@ -209,9 +209,12 @@ def run_agent(
             "traceback": traceback.format_exc()[-4000:],
         }
         # worth another try, unless the team never got together (a pool too small stays too small) or
-        # the task's environment cannot be had on this machine (recorded as such: a retry changes nothing)
-        # (nor does a model that refuses the key or does not exist: the configuration must change first)
-        retryable = not isinstance(exc, (team_start.TeamDidNotStart, EnvironmentUnavailable, ModelConfigError))
+        # the task's environment, or confinement, cannot be had on this machine (recorded as such: a retry
+        # changes nothing) (nor does a model that refuses the key or does not exist: the configuration must
+        # change first)
+        retryable = not isinstance(
+            exc, (team_start.TeamDidNotStart, EnvironmentUnavailable, ConfinementUnavailable, ModelConfigError)
+        )
     finally:
         if watch is not None:
             watch.stop(finished=ended)

@@ -95,6 +95,11 @@ class SandboxError(RuntimeError):
     """The sandbox itself failed (could not start, died): an infrastructure failure."""
 
 
+class ConfinementUnavailable(SandboxError):
+    """This machine cannot confine the commands of an agent that must be confined: an infrastructure
+    failure (never the agent's, never scored) that a retry on the same machine does not mend."""
+
+
 @runtime_checkable
 class Sandbox(Protocol):
     repo_dir: str  # the task repository, as paths inside the sandbox name it

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -182,18 +183,33 @@ def _common(network: bool, root: bool, hidden: tuple[Path, ...], exposed: tuple[
 
 
 @cache
-def check_bwrap() -> None:
-    """Fail with a clear error when a confined command cannot be made on this machine."""
+def unavailable() -> str | None:
+    """Why a confined command cannot be made on this machine (bwrap missing, or unable to build its
+    namespaces), or None when it can: asked once per process."""
+    if shutil.which("bwrap") is None:
+        return "bwrap (bubblewrap) is not installed"
     probe = Mounts(writable=[], readonly=[], tmp=Path("/tmp"), hidden=[])
     argv = bwrap_argv(probe, sandbox_uid("probe"), Limits(), "/", "test ! -r /etc/shadow")
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UserError(f"cannot confine agent commands on this machine: {exc}; {_opt_out()}") from exc
+        return f"bwrap cannot run here: {exc}"
     if result.returncode != 0:
         why = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
-        raise UserError(f"cannot confine agent commands on this machine (bwrap: {why}); {_opt_out()}")
+        return f"bwrap cannot confine here ({why})"
+    return None
 
 
-def _opt_out() -> str:
-    return f"only for an agent you trust, set {settings.env_name('no_bwrap')}=1 to run commands unconfined"
+def remedy() -> str:
+    """What a user can do when `unavailable()` says why commands cannot be confined."""
+    return (
+        "install bubblewrap (apt-get install bubblewrap), or use --backend docker; "
+        f"only for an agent you trust, {settings.env_name('no_bwrap')}=1 runs its commands unconfined"
+    )
+
+
+def check_bwrap() -> None:
+    """Fail with a clear error when a confined command cannot be made on this machine."""
+    why = unavailable()
+    if why is not None:
+        raise UserError(f"cannot confine agent commands on this machine: {why}; {remedy()}")

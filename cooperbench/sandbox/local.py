@@ -13,7 +13,9 @@ Harness commands (`confined=False`) run as the worker but with a clean environme
 git that reads no system or user configuration and runs no hooks; the harness runs them
 only before a confined command has touched the sandbox (after, the working copy belongs to
 the sandbox's user and git refuses it). Without bwrap, or where bwrap cannot confine (no
-user namespaces), the backend refuses to start unless `no_bwrap` is set for a trusted agent.
+user namespaces), the backend refuses to start (`ConfinementUnavailable`) unless it was made
+for a trusted agent (one that runs only the dataset's own code: `gold`, `nop`), whose commands
+then run unconfined with a one-line notice; `no_bwrap` makes every agent's unconfined.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from .. import settings
 from ..data.repocache import IDENTITY, RepoCache, git
 from ..errors import UserError
 from ..team.remote import REMOTE_NAME
-from . import BoundedOutput, Environment, ExecResult, SandboxError
-from .confine import Limits, Mounts, check_bwrap, confining, sandbox_uid
+from . import BoundedOutput, ConfinementUnavailable, Environment, ExecResult, SandboxError
+from .confine import Limits, Mounts, confining, remedy, sandbox_uid, unavailable
 
 log = logging.getLogger(__name__)
 _warned = False
@@ -396,7 +398,9 @@ class LocalBackend:
     name = "local"
     reusable = True  # settings read when made, no connection: `get_backend` makes one per process
 
-    def __init__(self, cache: RepoCache | None = None, scratch: Path | None = None, hide: list[Path] = ()):
+    def __init__(
+        self, cache: RepoCache | None = None, scratch: Path | None = None, hide: list[Path] = (), trusted: bool = False
+    ):
         self.cache = cache or RepoCache()
         self.scratch = Path(scratch or settings.scratch_dir())
         default_hidden = [
@@ -412,13 +416,13 @@ class LocalBackend:
         self.use_bwrap = not settings.get("no_bwrap")
         self.limits = Limits.from_settings()
         global _warned, _warned_tmp
-        if self.use_bwrap:
-            if shutil.which("bwrap") is None:
-                raise UserError(
-                    "bwrap (bubblewrap) is not installed: local sandboxes cannot confine agent commands; "
-                    f"install it, or, only for an agent you trust, set {settings.env_name('no_bwrap')}=1"
-                )
-            check_bwrap()
+        if self.use_bwrap and (why := unavailable()) is not None:
+            if not trusted:
+                raise ConfinementUnavailable(f"cannot confine agent commands on this machine: {why}; {remedy()}")
+            self.use_bwrap = False  # a trusted agent's commands are the dataset's own code
+            if not _warned:
+                _warned = True
+                log.warning("%s: the trusted agent's commands and tests run unconfined", why)
         if self.use_bwrap and self.scratch.resolve().is_relative_to("/tmp") and not _warned_tmp:
             _warned_tmp = True  # its /tmp is the sandbox's own, and the path to the sandbox runs through it
             log.warning(

@@ -62,7 +62,7 @@ def test_a_good_configuration_passes_with_one_small_call(tmp_path):
 def test_a_bad_key_met_during_a_run_is_the_configurations_error_never_scored(tmp_path):
     with FakeOpenAI({"solo": [SUBMIT]}, keys=(GOOD,)) as fake:
         proc = _run(tmp_path, fake, "--no-preflight")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1 and "nothing was graded: 1 infrastructure" in proc.stderr, proc.stderr
     assert fake.preflights == [] and len(fake.requests) == 1  # not retried: only a new key helps
     (row,) = db.query(f"sqlite:///{tmp_path / 'r.db'}", db.AgentRun, experiment="pre")
     assert row.status == "InfraError" and row.error.startswith("ModelConfigError: authentication failed"), row.error

@@ -152,7 +152,7 @@ def test_nop_passes_no_click_pair(published, tmp_path):
 def test_every_tiktoken_pair_is_an_infrastructure_error_naming_the_cause(published, tmp_path):
     proc = cli("run", "-n", "tiktoken", "-a", "gold", "--setting", "solo", "--dataset", str(published),
                "-r", "openai_tiktoken_task", "-j", "2", "--json", tmp_path=tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1 and "nothing was graded: 45 infrastructure" in proc.stderr, proc.stderr[-3000:]
     records = json.loads(proc.stdout)
     assert len(records) == 45
     assert {(r["status"], r["error_kind"]) for r in records} == {("error", "infra")}
@@ -245,7 +245,7 @@ def test_a_runner_that_fails_before_its_tests_is_an_evaluation_error(tmp_path):
     runner.write_text("\n".join([lines[0], 'echo "installing dependencies"; exit 3', *lines[1:]]) + "\n")
     proc = cli("run", "-n", "broken-runner", "-a", "gold", "--setting", "solo", "--dataset", str(dataset),
                "-f", "1,2", "--json", tmp_path=tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1 and "and 1 evaluation error(s)" in proc.stderr, proc.stderr[-3000:]
     (record,) = json.loads(proc.stdout)
     assert (record["status"], record["error_kind"]) == ("error", "evaluation")
     assert "failed before running any test (exit 3)" in record["error"]
