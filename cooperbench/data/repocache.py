@@ -124,7 +124,7 @@ class RepoCache:
             # no template: every sandbox copies this folder, and git's sample hooks are a dozen files each time
             git("init", "--quiet", "--template=", f"--initial-branch={BRANCH}", cwd=path)
             full = git("rev-parse", f"{sha}^{{commit}}", cwd=mirror).stdout.strip()
-            git("fetch", "--quiet", "--no-tags", str(mirror), full, cwd=path, timeout=3600)
+            git("fetch", "--quiet", "--no-tags", "--update-shallow", str(mirror), full, cwd=path, timeout=3600)
             git("checkout", "--quiet", "-B", BRANCH, full, cwd=path)
             for leftover in ("FETCH_HEAD", "ORIG_HEAD"):
                 (path / ".git" / leftover).unlink(missing_ok=True)

@@ -105,7 +105,9 @@ def _check_feature(backend: SandboxBackend, task: Task, feature, environment: En
     with_gold = run_in_fresh_sandbox(
         backend, task, feature, extra_patch=texts["feature.patch"], labels=labels, timeout=600, environment=environment
     )
-    if not with_gold.passed:
+    if with_gold.ran_no_test:
+        out.append(Violation(task.key, feature.number, f"with the gold patch, {with_gold.why_no_test}"))
+    elif not with_gold.passed:
         tail = with_gold.output.strip().splitlines()[-1:] or ["no output"]
         out.append(
             Violation(
@@ -133,6 +135,8 @@ def conflicts(dataset: Dataset, pairs: list[Pair], cache: RepoCache | None = Non
             base = cache.base_sha(task.repo_url, task.base_commit)
             git("init", "--quiet", "--bare", str(scratch))
             (scratch / "objects" / "info" / "alternates").write_text(str(base_repo / ".git" / "objects") + "\n")
+            if (base_repo / ".git" / "shallow").is_file():  # a base fetched without its history
+                shutil.copyfile(base_repo / ".git" / "shallow", scratch / "shallow")
             commits: dict[int, str | Exception] = {}
             for n in sorted({n for p in task_pairs for n in p.features}):
                 try:
