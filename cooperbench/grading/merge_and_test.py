@@ -47,9 +47,18 @@ class FeatureOutcome:
 
     @property
     def ran_no_test(self) -> bool:
-        """The runner failed before any test ran (an install or build step): nothing was graded."""
-        failed_to_run = self.exit_code not in (0, None) and not self.timed_out
-        return failed_to_run and self.tests_passed == 0 and self.tests_failed == 0
+        """No test ran, so nothing was graded: the runner failed before its tests (an install or build
+        step), or it ran and found none to run (pytest's "no tests ran", go's "[no tests to run]" on
+        every package, jest's "No tests found", cargo's "0 passed"): never a pass, whatever its exit."""
+        ran = self.exit_code is not None and not self.timed_out
+        return ran and self.tests_passed == 0 and self.tests_failed == 0
+
+    @property
+    def why_no_test(self) -> str:
+        last = (self.output.strip().splitlines() or [""])[-1][:200]
+        if self.exit_code == 0:
+            return f"feature {self.feature}: the test runner exited 0 but ran no test ({self.framework}): {last}"
+        return f"feature {self.feature}: the test runner failed before running any test (exit {self.exit_code}): {last}"
 
 
 UNION_FAILED = "union merge failed"  # the error of a pair whose conflicts even the union merge left
@@ -351,11 +360,7 @@ def merge_and_test(
         ungraded = [r for r in results if r.ran_no_test]
         if ungraded and error_kind is None:
             error_kind = ErrorKind.EVALUATION
-            error = "; ".join(
-                f"feature {r.feature}: the test runner failed before running any test (exit {r.exit_code}): "
-                + (r.output.strip().splitlines() or [""])[-1][:200]
-                for r in ungraded
-            )
+            error = "; ".join(r.why_no_test for r in ungraded)
         return EvalOutcome(merge_status, strategy, status_of, results, error, error_kind)
     finally:
         sandbox.close()
