@@ -528,11 +528,16 @@ def _print_envs(states, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(s) for s in states], indent=2))
         return
+    click.echo(f"{'task':36} {'backend':7} {'runner':8} {'toolchain':14} {'state':18} {'size':>10} {'prepared':16} "
+               f"{'took':>6}  cause")  # fmt: skip
     for s in states:
         size = f"{(s.size_bytes or 0) / 2**20:.1f} MiB"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.prepared_at)) if s.prepared_at else "-"
         took = f"{s.seconds:.0f} s" if s.seconds is not None else "-"
-        click.echo(f"{s.task:36} {s.backend:7} {s.state:18} {size:>10} {when:16} {took:>6}  {s.cause or ''}")
+        runner = ",".join(s.toolchains or []) or "-"
+        tools = ", ".join(f"{tool} {version}" for tool, version in (s.versions or {}).items()) or "-"
+        row = f"{s.task:36} {s.backend:7} {runner:8} {tools:14} {s.state:18} {size:>10} {when:16} {took:>6}"
+        click.echo(f"{row}  {s.cause or ''}")
     click.echo(f"{len(states)} environment(s)")
 
 

@@ -32,12 +32,13 @@ from pathlib import Path
 
 from .. import settings
 from ..data.dataset import Task, read_task_file, read_task_text
-from ..data.repocache import _locked
+from ..data.repocache import RepoCache, _locked
 from ..errors import UserError
 from ..grading.merge_and_test import run_in_fresh_sandbox, test_command
 from ..sandbox import Environment, ExecResult, SandboxBackend, get_backend, track
 from ..statuses import EnvironmentState
-from . import in_image, toolchains
+from . import in_image, provision, toolchains, versions
+from .provision import Provided, ToolchainUnavailable
 from .warm import WARM_PATCH, WARM_PATCH_NAME
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class EnvState:
     size_bytes: int | None = None
     path: str | None = None
     image: str | None = None  # container backends: the prepared image
+    versions: dict[str, str] | None = None  # the provided toolchains' versions, for `env list`
+    provided: list[dict] | None = None  # the toolchains the farm provides it (`provision.Provided`)
 
 
 _keys: dict[Path, tuple[tuple, str]] = {}  # task folder -> (what its files looked like, their key)
@@ -111,13 +114,33 @@ def _variables(needs: toolchains.Needs, offline: bool) -> dict[str, str]:
     return variables
 
 
-def environment(task: Task, path: Path, needs: toolchains.Needs, *, preparing: bool = False) -> Environment:
-    """The `sandbox.Environment` of a prepared task: its caches and variables (offline unless preparing)."""
+def environment(
+    task: Task, path: Path, needs: toolchains.Needs, *, preparing: bool = False, provided: list[Provided] = ()
+) -> Environment:
+    """The `sandbox.Environment` of a prepared task: its caches and variables (offline unless preparing),
+    and the toolchains the farm provides it, first on PATH."""
     return Environment(
         caches={t.cache: str(path / "caches" / t.cache) for t in needs.toolchains},
         variables=_variables(needs, offline=not preparing),
+        path=tuple(p.bin for p in provided),
         preparing=preparing,
+        tools=tuple(p.home for p in provided),
     )
+
+
+def provide_toolchains(task: Task, needs: toolchains.Needs) -> list[Provided]:
+    """Install (once per machine and version) the toolchains the task's runner needs, at the versions
+    its files declare; `ToolchainUnavailable` names the one that cannot be had."""
+    tools = toolchains.provided_tools(needs, read_task_text(task.path, RUNNER))
+    if not tools:
+        return []
+    base = RepoCache().base(task.repo_url, task.base_commit)
+    provided: list[Provided] = []
+    for tool in tools:
+        need = versions.DECLARED[tool](task, base)
+        node = next((p for p in provided if p.tool == "node"), None)
+        provided.append(provision.provide(need, node=node))
+    return provided
 
 
 def for_agent(task: Task, env: Environment) -> tuple[Environment, str | None]:
@@ -138,7 +161,7 @@ def for_agent(task: Task, env: Environment) -> tuple[Environment, str | None]:
         + (f" && {{ uv pip install -q {tools} || true; }}" if tools else "")
     )
     variables = {**env.variables, "VIRTUAL_ENV": "{sandbox}/venv"}
-    return Environment(env.caches, variables, ("{sandbox}/venv/bin",), env.preparing), setup
+    return Environment(env.caches, variables, ("{sandbox}/venv/bin", *env.path), env.preparing, tools=env.tools), setup
 
 
 def read_state(path: Path) -> EnvState | None:
@@ -192,7 +215,7 @@ def ensure(task: Task, backend: str, *, force: bool = False, say: Callable[[str]
         raise EnvironmentUnavailable(f"the environment of {task.key} cannot be prepared here: {state.cause}")
     if state.image:
         return in_image.environment(state.image, needs)
-    return environment(task, Path(state.path), needs)
+    return environment(task, Path(state.path), needs, provided=[Provided(**p) for p in state.provided or []])
 
 
 def prepare(
@@ -233,8 +256,15 @@ def prepare(
                 cause, image, size = _prepare_in_image(task, key, needs, sandboxes)
                 base.image = image
             else:
-                cause = _prepare(task, path, needs, sandboxes)
-                size = _size(path / "caches") if cause is None and (path / "caches").exists() else 0
+                try:
+                    provided = provide_toolchains(task, needs)
+                except (ToolchainUnavailable, UserError) as exc:
+                    cause = str(exc)
+                else:
+                    base.provided = [asdict(p) for p in provided]
+                    base.versions = {p.tool: p.version for p in provided}
+                    cause = _prepare(task, path, needs, sandboxes, provided)
+                    size = _size(path / "caches") if cause is None and (path / "caches").exists() else 0
         if cause is not None:
             shutil.rmtree(path / "caches", ignore_errors=True)
             size = 0
@@ -268,19 +298,23 @@ def _gold_run(backend: SandboxBackend, task: Task, env: Environment, numbers: li
             environment=env,
         )
         tail = run.output.strip()[-400:]
-        outcome[n] = (
-            None
-            if run.passed
-            else f"exit {run.exit_code}, {run.tests_passed} passed, " + (f"{run.tests_failed} failed: {tail}")
-        )
+        if run.passed:
+            outcome[n] = None
+        elif run.ran_no_test:
+            outcome[n] = f"{run.why_no_test}: {tail}"
+        else:
+            outcome[n] = f"exit {run.exit_code}, {run.tests_passed} passed, {run.tests_failed} failed: {tail}"
     return outcome
 
 
-def _prepare(task: Task, path: Path, needs: toolchains.Needs, backend: SandboxBackend) -> str | None:
+def _prepare(
+    task: Task, path: Path, needs: toolchains.Needs, backend: SandboxBackend, provided: list[Provided]
+) -> str | None:
     """Fill the caches with network (the warm patch, no gold), then check every feature's gold
     offline; the cause of a failure or None."""
-    warm = _warm_run(backend, task, environment(task, path, needs, preparing=True))
-    failing = _failing_offline(backend, task, environment(task, path, needs), sorted(task.features))
+    warm = _warm_run(backend, task, environment(task, path, needs, preparing=True, provided=provided))
+    offline = environment(task, path, needs, provided=provided)
+    failing = _failing_offline(backend, task, offline, sorted(task.features))
     if not failing:
         return None
     n, why = sorted(failing.items())[0]

@@ -113,7 +113,12 @@ class Needs:
 
         if self.in_image:
             return []
-        return [p for t in self.toolchains for p in t.programs if shutil.which(p, path=command_path()) is None]
+        return [
+            p
+            for t in self.toolchains
+            for p in t.programs
+            if p not in PROVIDED_PROGRAMS and shutil.which(p, path=command_path()) is None
+        ]
 
     @property
     def problems(self) -> list[str]:
@@ -122,10 +127,46 @@ class Needs:
         return self.blockers + missing
 
 
+# Programs the farm provides itself at the version a task needs (see `provision`), never the host's:
+# a runner's branch that installs one of them when it is missing never runs.
+PROVIDED = {"go": ("go", "gofmt"), "node": ("node", "npm", "npx"), "pnpm": ("pnpm", "pnpx")}
+PROVIDED_PROGRAMS = frozenset(p for programs in PROVIDED.values() for p in programs)
+_GUARD = re.compile(r"^\s*if\s+!\s+command\s+-v\s+([\w.-]+)")
+_IF, _FI = re.compile(r"(?:^|[;&|]|\s)if\s"), re.compile(r"(?:^|[;&|]|\s)fi\b")
+
+
+def without_guarded_installs(code: str) -> str:
+    """The script without its `if ! command -v PROGRAM ...; then ... fi` blocks for programs the farm
+    provides: what they do (download a toolchain, often with sudo) never happens in its sandboxes."""
+    kept, depth = [], 0
+    for line in code.splitlines():
+        if depth == 0:
+            guard = _GUARD.match(line)
+            if guard is None or guard.group(1) not in PROVIDED_PROGRAMS:
+                kept.append(line)
+                continue
+        depth += len(_IF.findall(line)) - len(_FI.findall(line))
+        depth = max(depth, 0)
+    return "\n".join(kept)
+
+
+def provided_tools(needs: Needs, script: str) -> list[str]:
+    """The toolchains the farm provides for this runner, in the order they are installed (pnpm after node)."""
+    names = {t.name for t in needs.toolchains}
+    tools = ["go"] if "go" in names else []
+    if "npm" in names:
+        tools.append("node")
+        if re.search(r"\bpnpm\b", script):
+            tools.append("pnpm")
+    return tools
+
+
 def needs(script: str, *, in_image: bool = False) -> Needs:
     """Read a runner script (`run_tests.sh`, or an image's `runner.sh` when `in_image`): the
     toolchains it uses and what blocks preparing it."""
     code = "\n".join(line.split("#", 1)[0] if not line.startswith("#!") else "" for line in script.splitlines())
+    if not in_image:  # in an image, the image's own toolchains run
+        code = without_guarded_installs(code)
     found = Needs([t for t in TOOLCHAINS if t.pattern.search(code)], in_image=in_image)
     if SYSTEM_INSTALL.search(code):
         how = "with sudo " if SUDO.search(code) else ""

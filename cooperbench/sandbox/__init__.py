@@ -82,6 +82,8 @@ class Environment:
     place, writable, with network. `variables` are set for every command; in their values
     `{<cache name>}` stands for the sandbox's path of that cache and `{sandbox}` for a
     writable folder of the sandbox's own. `path` is put in front of PATH (same placeholders).
+    `tools` are host folders of toolchains the farm provides (Go, Node, pnpm at the task's
+    versions), shown to every command read-only at the same path.
     """
 
     caches: dict[str, str]
@@ -89,6 +91,7 @@ class Environment:
     path: tuple[str, ...] = ()
     preparing: bool = False
     image: str | None = None  # container backends: the prepared image sandboxes start from (no host caches)
+    tools: tuple[str, ...] = ()
 
 
 class SandboxError(RuntimeError):

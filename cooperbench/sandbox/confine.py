@@ -135,7 +135,8 @@ def confining(mounts: Mounts, uid: int, limits: Limits) -> tuple[list[str], list
     for path in mounts.readonly:
         argv += ["--ro-bind", str(path), str(path)]
     for source, place in mounts.views:  # after the folder they lie in, so they show over it
-        argv += ["--ro-bind", str(source), str(place)]
+        inside = any(place.is_relative_to(p) for p in [*mounts.writable, *mounts.readonly])
+        argv += [*([] if inside else _dirs_for(place, made)), "--ro-bind", str(source), str(place)]
     drop: list[str] = []
     if root:
         drop = [

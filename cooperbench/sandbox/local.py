@@ -216,6 +216,8 @@ class LocalSandbox:
                 else:
                     target.mkdir()
                 places[name] = str(target)
+        if self.use_bwrap:  # the provided toolchains, read-only where the host has them
+            self._views += [(Path(tool), Path(tool)) for tool in environment.tools]
         variables = {key: value.format(**places) for key, value in environment.variables.items()}
         if environment.path:
             front = os.pathsep.join(p.format(**places) for p in environment.path)
