@@ -1,13 +1,15 @@
 """Task environments: what preparing a published task costs, and how much faster its evaluations get.
 
-    python bench/bench_environments.py [--task 2068] [--features 4] [--backend docker]
+    python bench/bench_environments.py [--repo pallets_click_task] [--task 2068] [--features 4] [--backend docker]
 
-On a real published click task (`../shared/published`, upstream from its git bundle), in one run:
-1. preparing its environment from scratch (time, disk);
+On a real published task (`../shared/published`, upstream from its bundle or shallow mirror;
+click, go-chi task 26 or react-hook-form task 85), in one run:
+1. preparing its environment from scratch (time, disk; the toolchains the farm provides are
+   installed first and timed apart);
 2. per feature, the published runner run the published way: with network, in a fresh clone,
-   reinstalling into a fresh uv cache at every run (what a sandbox without a prepared
-   environment does), and with network but a warm uv cache kept between runs (a host that
-   keeps `~/.cache/uv`);
+   reinstalling into fresh caches at every run (what a sandbox without a prepared environment
+   does), and with network but warm caches kept between runs (a host that keeps `~/.cache`),
+   each with the farm's toolchains on the PATH;
 3. per feature, the farm's evaluation step on the prepared environment: the same runner, in a
    local sandbox, offline, on a private copy of the caches.
 It prints each median and the ratios against (3). Needs the network to the package index.
@@ -35,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", default="pallets_click_task")
     parser.add_argument("--task", type=int, default=2068)
     parser.add_argument("--features", type=int, default=4, help="how many features to time")
     parser.add_argument("--backend", choices=("local", "docker"), default="local")
@@ -57,19 +60,32 @@ def main() -> None:
     from cooperbench.sandbox import get_backend
 
     dataset = PUBLISHED / "dataset"
-    task = Dataset(dataset).task("pallets_click_task", args.task)
+    task = Dataset(dataset).task(args.repo, args.task)
     numbers = sorted(task.features)[: args.features]
     print(f"task {task.key}, features {numbers}")
 
     if args.backend == "docker":
         return docker_bench(task, numbers)
 
+    needs = prepared.needs_of(task)
+    t0 = time.monotonic()
+    provided = prepared.provide_toolchains(task, needs)
+    if provided:
+        print(f"toolchains: {', '.join(p.describe() for p in provided)} in {time.monotonic() - t0:.1f} s")
     t0 = time.monotonic()
     state = prepared.prepare(task, "local", say=lambda _: None)
     print(f"prepare from scratch: {time.monotonic() - t0:.1f} s, {state.state}, {state.size_bytes / 2**20:.1f} MiB")
 
     base = RepoCache().base(task.repo_url, task.base_commit)
     runner = task.path / "run_tests.sh"
+
+    def variables(cache: Path) -> dict[str, str]:
+        """The runner's environment the published way: network, the toolchains, caches in `cache`."""
+        env = prepared.environment(task, cache, needs, preparing=True, provided=provided)
+        places = {"sandbox": str(cache / "own"), **{name: str(cache / name) for name in env.caches}}
+        found = {k: v.format(**places) for k, v in env.variables.items()}
+        found["PATH"] = os.pathsep.join([*env.path, os.environ["PATH"]])
+        return found
 
     def published_way(n: int, cache: Path) -> float:
         clone = work / f"clone-{n}"
@@ -78,7 +94,7 @@ def main() -> None:
         feature = task.feature(n)
         (clone / "t.patch").write_text(feature.tests_patch)
         (clone / "f.patch").write_text(feature.gold_patch)
-        env = {**os.environ, "UV_CACHE_DIR": str(cache)}
+        env = {**os.environ, **variables(cache)}
         start = time.monotonic()
         proc = subprocess.run(
             ["bash", str(runner), str(clone / "repo"), str(clone / "t.patch"), str(clone / "f.patch")],
@@ -88,6 +104,7 @@ def main() -> None:
         )
         took = time.monotonic() - start
         assert proc.returncode == 0, proc.stdout[-2000:]
+        shutil.rmtree(clone, ignore_errors=True)
         return took
 
     cold = []
@@ -116,8 +133,8 @@ def main() -> None:
         print(f"{label:64} {median:6.2f} s median  ({', '.join(f'{v:.2f}' for v in values)})")
         return median
 
-    c = show("published way: network, fresh uv cache at every run", cold)
-    w = show("published way: network, uv cache kept between runs", warm)
+    c = show("published way: network, fresh caches at every run", cold)
+    w = show("published way: network, caches kept between runs", warm)
     f = show("farm: prepared environment, offline, private copy of the caches", farm)
     print(f"ratio fresh-cache / prepared: {c / f:.2f}x   warm-cache / prepared: {w / f:.2f}x")
     shutil.rmtree(work, ignore_errors=True)

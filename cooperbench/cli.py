@@ -473,13 +473,17 @@ def env_group() -> None:
 @friendly
 def env_prepare(backend, force, as_json, features, **options):
     """Prepare the selected tasks' environments (with network; no agent code runs), then check them offline."""
-    from .environments.prepared import prepare
+    from .environments.prepared import EnvState, prepare
 
     tasks = api.select_tasks(features=_features(features), **options)
     states = []
     with click.progressbar(tasks, label="preparing", file=sys.stderr, item_show_func=_task_key) as bar:
-        for task in bar:
-            states.append(prepare(task, backend, force=force, say=lambda _: None))
+        for task in bar:  # one task that cannot be prepared never stops the others
+            try:
+                states.append(prepare(task, backend, force=force, say=lambda _: None))
+            except Exception as exc:  # noqa: BLE001 - an outage (engine, disk): said, not recorded as the task's
+                cause = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+                states.append(EnvState(task.key, backend, "", EnvironmentState.FAILED, cause=cause))
     _print_envs(states, as_json)
     if any(s.state == EnvironmentState.FAILED for s in states):
         sys.exit(1)
@@ -528,7 +532,7 @@ def _print_envs(states, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(s) for s in states], indent=2))
         return
-    click.echo(f"{'task':36} {'backend':7} {'runner':8} {'toolchain':14} {'state':18} {'size':>10} {'prepared':16} "
+    click.echo(f"{'task':36} {'backend':7} {'runner':8} {'toolchain':26} {'state':18} {'size':>10} {'prepared':16} "
                f"{'took':>6}  cause")  # fmt: skip
     for s in states:
         size = f"{(s.size_bytes or 0) / 2**20:.1f} MiB"
@@ -536,7 +540,7 @@ def _print_envs(states, as_json: bool) -> None:
         took = f"{s.seconds:.0f} s" if s.seconds is not None else "-"
         runner = ",".join(s.toolchains or []) or "-"
         tools = ", ".join(f"{tool} {version}" for tool, version in (s.versions or {}).items()) or "-"
-        row = f"{s.task:36} {s.backend:7} {runner:8} {tools:14} {s.state:18} {size:>10} {when:16} {took:>6}"
+        row = f"{s.task:36} {s.backend:7} {runner:8} {tools:26} {s.state:18} {size:>10} {when:16} {took:>6}"
         click.echo(f"{row}  {s.cause or ''}")
     click.echo(f"{len(states)} environment(s)")
 

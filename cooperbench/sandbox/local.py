@@ -41,6 +41,9 @@ from . import BoundedOutput, ConfinementUnavailable, Environment, ExecResult, Sa
 from .confine import Limits, Mounts, confining, remedy, sandbox_uid, unavailable
 
 log = logging.getLogger(__name__)
+# the working copy, in a folder named as the published runners of jinja and outlines require of its
+# parent ("Repository safety check failed!" elsewhere): their cleanup resets only an agent workspace
+REPO = Path("agent_workspace") / "repo"
 _warned = False
 _warned_tmp = False
 
@@ -173,7 +176,7 @@ class LocalSandbox:
         self._real_root = root.resolve()  # its folder as the harness made it (a sandbox's path never changes)
         self.base_snapshot = base_snapshot  # the cache's bare copy of the base commit (`RepoCache.snapshot`)
         self.shared = list(shared)  # writable outside the sandbox: the team remote, caches being prepared
-        self.repo_dir = str(root / "repo")
+        self.repo_dir = str(root / REPO)
         self.files_dir = str(root / "files")
         self.home = root / "home"
         self.tmp = root / "tmp"
@@ -197,7 +200,7 @@ class LocalSandbox:
     @property
     def _own_dirs(self) -> list[Path]:
         """The sandbox's writable folders (its user's), besides the shared ones."""
-        return [Path(self.repo_dir), self.home, self.tmp, self.root / "env"]
+        return [Path(self.repo_dir).parent, self.home, self.tmp, self.root / "env"]
 
     def _environment(self, environment: Environment) -> dict[str, str]:
         """Give the sandbox the task environment; the variables its commands get."""
@@ -369,7 +372,8 @@ class LocalSandbox:
         root = self.root.with_name(f"{self.root.name.rpartition('-')[0] or 'sandbox'}-{uuid.uuid4().hex[:8]}")
         try:
             root.mkdir()
-            _copy(Path(self.repo_dir), root / "repo")
+            (root / REPO).parent.mkdir()
+            _copy(Path(self.repo_dir), root / REPO)
             return LocalSandbox(
                 root,
                 self.hidden,
@@ -450,9 +454,9 @@ class LocalBackend:
         shared = [Path(team_remote).resolve()] if team_remote else []
         try:
             root.mkdir(parents=True)
-            self.cache.checkout(task.repo_url, task.base_commit, root / "repo")
+            self.cache.checkout(task.repo_url, task.base_commit, root / REPO)
             if team_remote:
-                git("remote", "add", REMOTE_NAME, str(shared[0]), cwd=root / "repo")
+                git("remote", "add", REMOTE_NAME, str(shared[0]), cwd=root / REPO)
         except Exception as exc:
             shutil.rmtree(root, ignore_errors=True)
             if isinstance(exc, UserError):

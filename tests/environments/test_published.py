@@ -100,25 +100,32 @@ def covering_sample(published: Path, tmp_path: Path) -> tuple[Path, tuple[str, .
     return dataset, ("-s", "cover"), features
 
 
+def test_gold_solo_passes_click_pairs_that_cover_every_feature_offline(published, tmp_path):
+    """14 click pairs that cover every feature of the three tasks: both features' gold patches pass offline.
+    (Every one of the 115 pairs: the `sweep` below.)"""
+    dataset, selection, features = covering_sample(published, tmp_path)
+    records = _gold_solo(dataset, selection, tmp_path)
+    assert len(records) == 14
+    tested = {(r["task_id"], int(n)) for r in records for n in r["feature_passed"]}
+    assert tested == {(t, n) for t, f in features.items() for n in f}  # every feature of every click task
+
+
+@pytest.mark.sweep
 @pytest.mark.timeout(2400)  # all 115 pairs, two features each, at two at a time: 12.5 minutes here
-def test_gold_solo_passes_click_pairs_offline(published, tmp_path):
-    """Every click pair's two gold patches pass both features' tests offline: all 115 pairs, or with
-    COOPERBENCH_TEST_PUBLISHED_SAMPLE=1 (a quicker local run) 14 pairs that cover every feature."""
-    every = os.environ.get("COOPERBENCH_TEST_PUBLISHED_SAMPLE") != "1"
-    dataset, selection = published, ()
-    if not every:
-        dataset, selection, features = covering_sample(published, tmp_path)
+def test_gold_solo_passes_every_click_pair_offline(published, tmp_path):
+    assert len(_gold_solo(published, (), tmp_path)) == 115
+
+
+def _gold_solo(dataset: Path, selection: tuple[str, ...], tmp_path: Path) -> list[dict]:
+    """Gold solo on the click pairs selected, two at a time: every pair must pass, with no error."""
     proc = cli("run", "-n", "gold-solo", "-a", "gold", "--setting", "solo", "--dataset", str(dataset),
                "-r", CLICK, *selection, "-j", "2", "--json", tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = json.loads(proc.stdout)
-    assert len(records) == (115 if every else 14)
-    if not every:  # every feature of every click task was tested
-        tested = {(r["task_id"], int(n)) for r in records for n in r["feature_passed"]}
-        assert tested == {(t, n) for t, f in features.items() for n in f}
     failed = [(r["task_id"], r["features"], r["error"], r["feature_passed"]) for r in records if not r["both_passed"]]
     assert failed == []
     assert all(r["error_kind"] is None for r in records)
+    return records
 
 
 def test_gold_coop_matches_dataset_conflicts(published, tmp_path):

@@ -4,6 +4,7 @@ evaluations on their own queue, and a thousand pairs end to end on PostgreSQL, e
 import importlib.util
 import time
 
+import pytest
 import redis
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -56,10 +57,19 @@ def test_evaluations_wait_on_their_own_queue(redis_url, tmp_path):
     assert len(recs) == 3 and all(r["both_passed"] for r in recs)
 
 
-FEATURES = 46  # 1,035 pairs
+def test_a_hundred_pairs_end_to_end_on_postgresql(redis_url, tmp_path):
+    end_to_end_on_postgresql(16, redis_url, tmp_path)  # 120 pairs: the sweep's case at a ninth of its size
 
 
+@pytest.mark.sweep
 def test_a_thousand_pairs_end_to_end_on_postgresql(redis_url, tmp_path):
+    end_to_end_on_postgresql(46, redis_url, tmp_path)  # 1,035 pairs
+
+
+def end_to_end_on_postgresql(features: int, redis_url: str, tmp_path) -> None:
+    """Every pair of a synthetic task with `features` features, on two real workers and PostgreSQL,
+    each recorded exactly once; a second submit of the finished experiment sends nothing."""
+    FEATURES = features  # noqa: N806 - the constant it was
     scale_task.make(tmp_path / "dataset", FEATURES)
     pairs = FEATURES * (FEATURES - 1) // 2
     with new_postgres_database("cooperbench_scale") as database:

@@ -1,5 +1,6 @@
 """The local sandbox backend: confinement under bubblewrap, time limits, and patch capture."""
 
+import json
 import shutil
 import socket
 import threading
@@ -190,3 +191,23 @@ def test_a_fork_copies_the_harness_tree_and_is_refused_once_a_command_ran(sandbo
     finally:
         fork.close()
     assert not fork.root.exists()
+
+
+def test_the_working_copy_lies_in_an_agent_workspace_as_published_runners_require(dataset_copy, tmp_path):
+    """jinja's and outlines' runners refuse to run ("Repository safety check failed!") unless the
+    repository's parent folder is named agent_workspace: a bundled task given that check passes."""
+    from ..conftest import run_cli
+
+    runner = dataset_copy / "textkit_task" / "task0" / "run_tests.sh"
+    lines = runner.read_text().splitlines()
+    check = (
+        'if [ "$(basename "$(dirname "$(realpath "$1")")")" != agent_workspace ]; then '
+        'echo "Repository safety check failed!"; exit 1; fi'
+    )
+    runner.write_text("\n".join([lines[0], check, *lines[1:]]) + "\n")
+    env = {"COOPERBENCH_DB_URL": f"sqlite:///{tmp_path / 'r.db'}", "COOPERBENCH_LOGS": str(tmp_path / "logs")}
+    proc = run_cli("run", "-n", "workspace", "-a", "gold", "--setting", "solo", "--dataset", str(dataset_copy),
+                   "-r", "textkit_task", "-f", "1,2", "--json", env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (rec,) = json.loads(proc.stdout)
+    assert rec["both_passed"] and rec["error"] is None, rec
