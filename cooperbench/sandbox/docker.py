@@ -109,6 +109,14 @@ def _build_failure(exc: Exception, lines: list[str]) -> str:
     return what + (" | " + " | ".join(errors) if errors else "")
 
 
+def _unpulled_base(failure: str) -> str | None:
+    """The `FROM` image a build failed to pull, as the build's own output names it (None: another failure)."""
+    found = re.search(r"Trying to pull (\S+?)\.\.\.", failure) or re.search(r"pull access denied for (\S+?),", failure)
+    if found is None or not re.search(r"pull|registry|manifest", failure, re.I):
+        return None
+    return found.group(1)
+
+
 def _host_lock(name: str):
     """A lock shared by every process of this host (whatever their cache folders)."""
     return _locked(Path(tempfile.gettempdir()) / "cooperbench-docker" / name)
@@ -302,7 +310,11 @@ class DockerBackend:
                     lines.append(chunk["stream"])
         except Exception as exc:
             log.warning("building the image of %s failed: %s\n%s", task.key, exc, "".join(lines)[-4000:])
-            raise SandboxError(f"cannot build the image of {task.key}: {_build_failure(exc, lines)}") from exc
+            why = _build_failure(exc, lines)
+            if (base := _unpulled_base(why)) is not None:  # say which image, and the setting that helps
+                mirror = settings.env_name("registry_mirror")
+                why = f"its base image {base} cannot be pulled here (set {mirror} to a mirror that has it): {why}"
+            raise SandboxError(f"cannot build the image of {task.key}: {why}") from exc
         if not self._exists(tag):
             raise SandboxError(f"building the image of {task.key} left no image {tag}:\n{''.join(lines)[-2000:]}")
         return tag

@@ -72,6 +72,19 @@ def test_docker_env_prepare_builds_click_offline_and_names_why_tiktoken_cannot_b
     assert f"{CLICK}/task2956" in listed and "ready" in listed and "openai_tiktoken_task/task0" in listed
 
 
+def test_go_and_typescript_tasks_whose_base_image_cannot_be_had_name_it_and_the_mirror_setting(docker, tmp_path):
+    """golang:1.21-alpine and node:22-slim are in no registry this machine reaches (nor in the local mirror)."""
+    for repo, image in (("go_chi_task", "golang:1.21-alpine"), ("react_hook_form_task", "node:22-slim")):
+        proc = cli("env", "prepare", "--backend", "docker", "--dataset", str(docker), "-r", repo, "--json",
+                   tmp_path=tmp_path)  # fmt: skip
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        (state,) = json.loads(proc.stdout)
+        assert (
+            state["state"] == "failed" and f"its base image {MIRROR}/library/{image} cannot be pulled" in state["cause"]
+        )
+        assert "set COOPERBENCH_REGISTRY_MIRROR to a mirror that has it" in state["cause"]
+
+
 def test_the_environment_image_holds_no_future_no_build_inputs_and_agents_run_the_tests_offline(docker):
     task = Dataset(docker).task(CLICK, 2068)
     env = prepared.ensure(task, "docker")
