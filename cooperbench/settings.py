@@ -90,6 +90,14 @@ TABLE: tuple[Setting, ...] = (
         "paths",
     ),
     Setting(
+        "history_depth",
+        int,
+        0,
+        "Commits of history the repository cache fetches behind each base commit, by commit id (0: all of the "
+        "base's history, none after it; an upstream that serves no commit by id is cloned whole).",
+        "paths",
+    ),
+    Setting(
         "git_root",
         _path,
         lambda: get("cache") / "remotes",

@@ -22,6 +22,7 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import settings
 from ..errors import UserError
 from ..settings import cache_dir
 
@@ -87,6 +88,22 @@ def _has_commit(repo: Path, sha: str) -> bool:
     return git("cat-file", "-e", f"{sha}^{{commit}}", cwd=repo, check=False).returncode == 0
 
 
+def _fetch_commit(url: str, sha: str, repo: Path) -> bool:
+    """Fetch `sha` by its id into the bare repository `repo` (made if missing), with `history_depth`
+    commits of history behind it (0: all of it) and nothing after it. False when the upstream serves
+    no commit by id (a git bundle, a server that allows no such request) or does not have it."""
+    if len(sha) != 40:  # a short id or a name: only a whole clone can resolve it
+        return False
+    if not repo.exists():
+        git("init", "--quiet", "--bare", "--template=", str(repo))
+        git("remote", "add", "origin", url, cwd=repo)
+    depth = settings.get("history_depth")
+    history = [f"--depth={depth}"] if depth > 0 else []
+    proc = git("fetch", "--quiet", "--no-tags", "--update-shallow", *history, "origin",
+               f"+{sha}:refs/cooperbench/{sha}", cwd=repo, check=False, timeout=3600)  # fmt: skip
+    return proc.returncode == 0 and _has_commit(repo, sha)
+
+
 class RepoCache:
     def __init__(self, root: Path | None = None):
         self.root = Path(root or cache_dir())
@@ -99,13 +116,16 @@ class RepoCache:
                 tmp = path.with_name(path.name + ".tmp")
                 shutil.rmtree(tmp, ignore_errors=True)
                 try:
-                    git("clone", "--mirror", "--quiet", url, str(tmp), timeout=3600)
+                    if not _fetch_commit(url, sha, tmp):  # a server that serves no commit by id: all of it
+                        shutil.rmtree(tmp, ignore_errors=True)
+                        git("clone", "--mirror", "--quiet", url, str(tmp), timeout=3600)
                 except GitError as exc:
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise UserError(f"cannot clone {url}: {exc}") from None
                 tmp.rename(path)
-            if not _has_commit(path, sha):
-                git("fetch", "--quiet", "--tags", "origin", cwd=path, check=False, timeout=3600)
+            if not _has_commit(path, sha) and not _fetch_commit(url, sha, path):
+                git("fetch", "--quiet", "--tags", "origin", "+refs/heads/*:refs/heads/*", cwd=path, check=False,
+                    timeout=3600)  # fmt: skip
                 if not _has_commit(path, sha):
                     raise UserError(f"base commit {sha} not found in {url}")
         return path

@@ -85,3 +85,36 @@ def test_the_snapshot_is_the_base_commit_alone_made_once(upstream, tmp_path):
     stamp = (snap / "cooperbench-ready").stat().st_mtime_ns
     os.rename(bare, tmp_path / "moved.git")
     assert cache.snapshot(str(bare), base) == snap and (snap / "cooperbench-ready").stat().st_mtime_ns == stamp
+
+
+def test_the_cache_fetches_only_the_base_and_its_history_to_the_depth_set(upstream, tmp_path, monkeypatch):
+    """An upstream that serves commits by id (as GitHub and a lab's mirror do): the cache asks for the base
+    alone, with its history (all of it, or `history_depth` commits), never the later commit, tag or branch."""
+    bare, base, future = upstream
+    url = f"file://{bare}"  # through upload-pack, as a remote server
+    cache = RepoCache(tmp_path / "all")
+    mirror = cache.mirror(url, base)
+    assert git("cat-file", "-e", future, cwd=mirror, check=False).returncode != 0  # the later commit never came
+    assert _git(mirror, "tag") == "" and "side" not in _git(mirror, "for-each-ref")
+    assert _git(cache.base(url, base), "rev-list", "--count", "HEAD") == "2"  # the base and its whole history
+
+    monkeypatch.setenv("COOPERBENCH_HISTORY_DEPTH", "1")
+    shallow = RepoCache(tmp_path / "one")
+    wc = shallow.checkout(url, base, tmp_path / "wc")
+    assert _git(wc, "rev-list", "--count", "HEAD") == "1" and _git(wc, "rev-parse", "HEAD") == base
+    assert (wc / ".git" / "shallow").read_text().strip() == base
+    _git(wc, "checkout", "-q", "-b", "a")  # a shallow copy still merges, as evaluations do
+    (wc / "a.txt").write_text("a\n")
+    _git(wc, "add", "a.txt")
+    _git(wc, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    _git(wc, "checkout", "-q", "main")
+    _git(wc, "-c", "user.name=t", "-c", "user.email=t@t", "merge", "-q", "--no-edit", "a")
+
+
+def test_an_upstream_that_serves_no_commit_by_id_is_cloned_whole(upstream, tmp_path):
+    bare, base, future = upstream
+    bundle = tmp_path / "upstream.bundle"
+    _git(bare, "bundle", "create", str(bundle), "--all")
+    wc = RepoCache(tmp_path / "cache").checkout(str(bundle), base, tmp_path / "wc")
+    assert _git(wc, "rev-parse", "HEAD") == base and _git(wc, "rev-list", "--count", "HEAD") == "2"
+    assert git("cat-file", "-e", future, cwd=wc, check=False).returncode != 0  # the base still holds nothing later
