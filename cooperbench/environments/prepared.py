@@ -344,9 +344,13 @@ def _failing_offline(backend: SandboxBackend, task: Task, offline: Environment, 
 
 
 def _still_there(state: EnvState) -> bool:
-    """A recorded environment is still usable: one whose image was deleted since (an image prune)
-    is prepared again, not handed to sandboxes that could not start."""
-    if state.state != READY or not state.image:
+    """A recorded environment is still usable: one whose image or toolchain was deleted since (an image
+    prune, a cleaned cache) is prepared again, not handed to sandboxes that could not start."""
+    if state.state != READY:
+        return True
+    if not all(Path(p["home"]).is_dir() for p in state.provided or []):
+        return False  # a toolchain removed since (its folder cleaned away): installed again
+    if not state.image:
         return True
     return get_backend(state.backend).has_image(state.image)
 

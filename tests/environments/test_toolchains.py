@@ -107,3 +107,15 @@ def test_env_prepare_records_a_task_whose_upstream_lacks_its_base_and_goes_on(da
     assert len(states) == 4 and all(
         s["state"] == "nothing to prepare" for k, s in states.items() if k != "aaa_task/task9"
     )
+
+
+def test_an_environment_whose_provided_toolchain_is_gone_is_not_handed_out(tmp_path):
+    from cooperbench.environments.prepared import EnvState, _still_there
+
+    home = tmp_path / "go-1.27.3"
+    home.mkdir()
+    provided = [{"tool": "go", "version": "1.27.3", "home": str(home), "bin": str(home / "go" / "bin")}]
+    state = EnvState("go_chi_task/task26", "local", "k", "ready", provided=provided)
+    assert _still_there(state)
+    home.rmdir()  # a cleaned cache: the environment is prepared again, its toolchain installed again
+    assert not _still_there(state)
