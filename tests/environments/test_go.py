@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from cooperbench.data.dataset import Dataset, Pair
+from cooperbench.data.dataset import Dataset
 from cooperbench.environments import prepared, provision, versions
 from cooperbench.grading.merge_and_test import merge_and_test
 from cooperbench.sandbox import get_backend
@@ -93,44 +93,11 @@ def test_with_a_go_older_than_1_22_feature_1_is_an_evaluation_error_not_a_pass(p
 
 
 def test_mini_swe_agent_runs_go_test_offline_in_its_sandbox(published, tmp_path, monkeypatch):  # noqa: F811
-    from cooperbench.experiment import ExperimentSpec
-    from cooperbench.pair.agent_step import run_agent
-    from cooperbench.store import db
-
-    from ..fake_openai import FakeOpenAI
+    from .scripted_agent import run_tests_as_agent
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-chi")
-    feature = Dataset(published).task(CHI, 26).feature(1)
-
-    def bash(command: str) -> str:
-        return f"Next.\n\n```bash\n{command}\n```"
-
-    script = [
-        bash(f"cat > /tmp/f.patch <<'EOF'\n{feature.gold_patch}EOF\ngit apply /tmp/f.patch && git status --short"),
-        bash(f"cat > /tmp/t.patch <<'EOF'\n{feature.tests_patch}EOF\ngit apply /tmp/t.patch"),
-        bash("go version && go test ./... 2>&1 | tail -5"),
-        "Done.\n\n```bash\necho COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT\n```",
-    ]
-    database = f"sqlite:///{tmp_path / 'r.db'}"
-    with FakeOpenAI({"solo": script}) as fake:
-        config = tmp_path / "agent.yaml"
-        config.write_text(
-            json.dumps({"retry_max": 1, "command_timeout": 300, "model_kwargs": {"api_base": fake.base_url}})
-        )
-        spec = ExperimentSpec(
-            name="msa-chi",
-            setting="solo",
-            agent="mini_swe_agent",
-            model="openai/solo",
-            dataset=str(published),
-            logs=str(tmp_path / "logs"),
-            agent_config=str(config),
-        )
-        summary = run_agent(spec, Pair(CHI, 26, (1, 2)), "solo", (1,), None, database)
-        assert summary["status"] == "Submitted", summary
-        observation = fake.requests[3]["messages"][-1]["content"]
-    root = [line for line in observation.splitlines() if line.startswith("ok  \tgithub.com/go-chi/chi/v5\t")]
-    assert "go version go1.2" in observation and "FAIL" not in observation
-    assert len(root) == 1 and "[no tests to run]" not in root[0], observation
-    row = db.query(database, db.AgentRun, experiment="msa-chi")[0]
-    assert "path_value.go" in row.patch
+    run = run_tests_as_agent(published, CHI, 26, "go version && go test ./... 2>&1 | tail -5", tmp_path)
+    root = [line for line in run.observation.splitlines() if line.startswith("ok  \tgithub.com/go-chi/chi/v5\t")]
+    assert "go version go1.2" in run.observation and "FAIL" not in run.observation
+    assert len(root) == 1 and "[no tests to run]" not in root[0], run.observation
+    assert "path_value.go" in run.patch

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from cooperbench.data.dataset import Dataset, Pair
+from cooperbench.data.dataset import Dataset
 from cooperbench.data.repocache import RepoCache
 from cooperbench.environments import versions
 
@@ -73,42 +73,10 @@ def test_gold_coop_matches_conflicts_and_nop_passes_none(published, tmp_path):  
 
 
 def test_mini_swe_agent_runs_pnpm_test_offline_in_its_sandbox(published, tmp_path, monkeypatch):  # noqa: F811
-    from cooperbench.experiment import ExperimentSpec
-    from cooperbench.pair.agent_step import run_agent
-    from cooperbench.store import db
-
-    from ..fake_openai import FakeOpenAI
+    from .scripted_agent import run_tests_as_agent
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-rhf")
-    feature = Dataset(published).task(RHF, 85).feature(1)
-
-    def bash(command: str) -> str:
-        return f"Next.\n\n```bash\n{command}\n```"
-
-    script = [
-        bash(f"cat > /tmp/f.patch <<'EOF'\n{feature.gold_patch}EOF\ngit apply /tmp/f.patch && git status --short"),
-        bash(f"cat > /tmp/t.patch <<'EOF'\n{feature.tests_patch}EOF\ngit apply /tmp/t.patch"),
-        bash("pnpm install >/dev/null 2>&1; pnpm test src/__tests__/useForm.test.tsx 2>&1 | tail -6"),
-        "Done.\n\n```bash\necho COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT\n```",
-    ]
-    database = f"sqlite:///{tmp_path / 'r.db'}"
-    with FakeOpenAI({"solo": script}) as fake:
-        config = tmp_path / "agent.yaml"
-        config.write_text(
-            json.dumps({"retry_max": 1, "command_timeout": 600, "model_kwargs": {"api_base": fake.base_url}})
-        )
-        spec = ExperimentSpec(
-            name="msa-rhf",
-            setting="solo",
-            agent="mini_swe_agent",
-            model="openai/solo",
-            dataset=str(published),
-            logs=str(tmp_path / "logs"),
-            agent_config=str(config),
-        )
-        summary = run_agent(spec, Pair(RHF, 85, (1, 2)), "solo", (1,), None, database)
-        assert summary["status"] == "Submitted", summary
-        observation = fake.requests[3]["messages"][-1]["content"]
-    assert "Tests:" in observation and " passed" in observation and "failed" not in observation, observation
-    row = db.query(database, db.AgentRun, experiment="msa-rhf")[0]
-    assert "src/" in row.patch
+    command = "pnpm install >/dev/null 2>&1; pnpm test src/__tests__/useForm.test.tsx 2>&1 | tail -6"
+    run = run_tests_as_agent(published, RHF, 85, command, tmp_path)
+    assert "Tests:" in run.observation and " passed" in run.observation and "failed" not in run.observation
+    assert "src/" in run.patch

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cooperbench.data.dataset import Dataset, Pair
+from cooperbench.data.dataset import Dataset
 from cooperbench.data.repocache import RepoCache
 from cooperbench.environments import prepared
 from cooperbench.sandbox import get_backend
@@ -261,48 +261,14 @@ def test_a_runner_that_fails_before_its_tests_is_an_evaluation_error(tmp_path):
 
 
 def test_mini_swe_agent_runs_the_click_tests_offline_in_its_sandbox(published, tmp_path, monkeypatch):
-    from cooperbench.experiment import ExperimentSpec
-    from cooperbench.pair.agent_step import run_agent
     from cooperbench.pair.eval_step import evaluate_pair
-    from cooperbench.store import db
 
-    from ..fake_openai import FakeOpenAI
+    from .scripted_agent import run_tests_as_agent
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-click")
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    task = Dataset(published).task(CLICK, 2068)
-    feature = task.feature(1)
-
-    def bash(command: str) -> str:
-        return f"Next.\n\n```bash\n{command}\n```"
-
-    script = [
-        bash(f"cat > /tmp/f.patch <<'EOF'\n{feature.gold_patch}EOF\ngit apply /tmp/f.patch && git status --short"),
-        bash(f"cat > /tmp/t.patch <<'EOF'\n{feature.tests_patch}EOF\ngit apply /tmp/t.patch"),
-        bash("python -m pytest tests/test_termui.py -q -p no:cacheprovider 2>&1 | tail -3"),
-        "Done.\n\n```bash\necho COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT\n```",
-    ]
-    pair = Pair(CLICK, 2068, (1, 2))
-    database = f"sqlite:///{tmp_path / 'r.db'}"
-    with FakeOpenAI({"solo": script}) as fake:
-        config = tmp_path / "agent.yaml"
-        config.write_text(
-            json.dumps({"retry_max": 1, "command_timeout": 300, "model_kwargs": {"api_base": fake.base_url}})
-        )
-        spec = ExperimentSpec(
-            name="msa-click",
-            setting="solo",
-            agent="mini_swe_agent",
-            model="openai/solo",
-            dataset=str(published),
-            logs=str(tmp_path / "logs"),
-            agent_config=str(config),
-        )
-        summary = run_agent(spec, pair, "solo", (1,), None, database)
-        assert summary["status"] == "Submitted", summary
-        observation = fake.requests[3]["messages"][-1]["content"]
-    assert " passed" in observation and "failed" not in observation
-    row = db.query(database, db.AgentRun, experiment="msa-click")[0]
-    assert "src/click/" in row.patch
-    record = evaluate_pair(spec, pair, None, database)
+    command = "python -m pytest tests/test_termui.py -q -p no:cacheprovider 2>&1 | tail -3"
+    run = run_tests_as_agent(published, CLICK, 2068, command, tmp_path)
+    assert " passed" in run.observation and "failed" not in run.observation
+    assert "src/click/" in run.patch
+    record = evaluate_pair(run.spec, run.pair, None, run.database)
     assert record["feature_passed"]["1"] is True and record["error_kind"] is None
