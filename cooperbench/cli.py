@@ -473,17 +473,14 @@ def env_group() -> None:
 @friendly
 def env_prepare(backend, force, as_json, features, **options):
     """Prepare the selected tasks' environments (with network; no agent code runs), then check them offline."""
-    from .environments.prepared import EnvState, prepare
+    from .environments.prepared import prepare
 
     tasks = api.select_tasks(features=_features(features), **options)
     states = []
     with click.progressbar(tasks, label="preparing", file=sys.stderr, item_show_func=_task_key) as bar:
-        for task in bar:  # one task that cannot be prepared never stops the others
-            try:
-                states.append(prepare(task, backend, force=force, say=lambda _: None))
-            except Exception as exc:  # noqa: BLE001 - an outage (engine, disk): said, not recorded as the task's
-                cause = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
-                states.append(EnvState(task.key, backend, "", EnvironmentState.FAILED, cause=cause))
+        for task in bar:  # a task that cannot be prepared is recorded and the others go on (`prepare`);
+            # an outage of this machine (no container engine) stops it in one line, recording nothing
+            states.append(prepare(task, backend, force=force, say=lambda _: None))
     _print_envs(states, as_json)
     if any(s.state == EnvironmentState.FAILED for s in states):
         sys.exit(1)

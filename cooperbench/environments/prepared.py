@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .. import settings
 from ..data.dataset import Task, read_task_file, read_task_text
-from ..data.repocache import RepoCache, _locked
+from ..data.repocache import GitError, RepoCache, _locked
 from ..errors import UserError
 from ..grading.merge_and_test import run_in_fresh_sandbox, test_command
 from ..sandbox import Environment, ExecResult, SandboxBackend, get_backend, track
@@ -261,7 +261,7 @@ def prepare(
                     base.provided = [asdict(p) for p in provided]
                     base.versions = {p.tool: p.version for p in provided}
                     cause = _prepare(task, path, needs, sandboxes, provided)
-                except (ToolchainUnavailable, UserError) as exc:
+                except (ToolchainUnavailable, UserError, GitError) as exc:
                     cause = str(exc)
                 size = _size(path / "caches") if cause is None and (path / "caches").exists() else 0
         if cause is not None:

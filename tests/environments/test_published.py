@@ -129,12 +129,12 @@ def _gold_solo(dataset: Path, selection: tuple[str, ...], tmp_path: Path) -> lis
 
 
 def test_gold_coop_matches_dataset_conflicts(published, tmp_path):
-    selection = ("--dataset", str(published), "-r", CLICK, "-t", "2956", "-f", "1,2,6,8")
+    selection = ("--dataset", str(published), "-r", CLICK, "-t", "2956", "-f", "1,2,6")  # 1 conflict, 2 clean
     expected = json.loads(cli("dataset", "conflicts", *selection, "--json", tmp_path=tmp_path).stdout)
     proc = cli("run", "-n", "gold-coop", "-a", "gold", *selection, "-j", "2", "--json", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = {tuple(r["features"]): r for r in json.loads(proc.stdout)}
-    assert len(got) == len(expected) == 6
+    assert len(got) == len(expected) == 3
     statuses = {e["status"] for e in expected}
     assert statuses == {"clean", "conflicts"}  # both kinds are exercised
     for e in expected:

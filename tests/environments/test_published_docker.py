@@ -145,9 +145,11 @@ def test_docker_nop_passes_no_click_pair(docker, tmp_path):
 
 
 def test_every_tiktoken_pair_on_docker_is_an_infrastructure_error_naming_the_cause(docker, tmp_path):
-    got = records(cli("run", "-n", "tiktoken-docker", "-a", "gold", "--setting", "solo", "--backend", "docker",
-                      "--dataset", str(docker), "-r", "openai_tiktoken_task", "-j", "2", "--json",
-                      tmp_path=tmp_path))  # fmt: skip
+    proc = cli("run", "-n", "tiktoken-docker", "-a", "gold", "--setting", "solo", "--backend", "docker",
+               "--dataset", str(docker), "-r", "openai_tiktoken_task", "-j", "2", "--json",
+               tmp_path=tmp_path)  # fmt: skip
+    assert proc.returncode == 1 and "nothing was graded: 45 infrastructure" in proc.stderr, proc.stderr[-3000:]
+    got = json.loads(proc.stdout)
     assert len(got) == 45
     assert {(r["status"], r["error_kind"]) for r in got} == {("error", "infra")}
     assert all("openai_tiktoken_task/task0" in r["error"] and "Rust compiler" in r["error"] for r in got)
