@@ -82,6 +82,10 @@ def _text(path: Path) -> str | None:
         return None
 
 
+def _dockerfile(task: Task) -> str:
+    return read_task_text(task.path, "Dockerfile") if (task.path / "Dockerfile").is_file() else ""
+
+
 def _patches(task: Task) -> list[tuple[str, str]]:
     found = []
     for n in sorted(task.features):
@@ -92,8 +96,7 @@ def _patches(task: Task) -> list[tuple[str, str]]:
 
 def go(task: Task, base: Path) -> Requirement:
     need = Requirement("go")
-    dockerfile = read_task_text(task.path, "Dockerfile") if (task.path / "Dockerfile").is_file() else ""
-    if m := GO_IMAGE.search(dockerfile):
+    if m := GO_IMAGE.search(_dockerfile(task)):
         need.at_least(parse(m.group(1)), "its image")
     if (mod := _text(base / "go.mod")) and (m := GO_LINE.search(mod)):
         need.at_least(parse(m.group(1)), "go.mod")
@@ -106,11 +109,10 @@ def go(task: Task, base: Path) -> Requirement:
 
 def node(task: Task, base: Path) -> Requirement:
     need = Requirement("node")
-    dockerfile = read_task_text(task.path, "Dockerfile") if (task.path / "Dockerfile").is_file() else ""
-    if m := NODE_IMAGE.search(dockerfile):
+    if m := NODE_IMAGE.search(_dockerfile(task)):
         need.at_least(parse(m.group(1))[:1], "its image")
-    package = _package_json(base)
-    engines = (package.get("engines") or {}).get("node") if isinstance(package.get("engines"), dict) else None
+    engines = _package_json(base).get("engines")
+    engines = engines.get("node") if isinstance(engines, dict) else None
     if isinstance(engines, str) and (m := re.search(r">=?\s*v?(\d+(?:\.\d+)*)", engines)):
         need.at_least(parse(m.group(1))[:1], "package.json engines")
     return need

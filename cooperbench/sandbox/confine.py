@@ -30,7 +30,6 @@ from functools import cache
 from pathlib import Path
 
 from .. import settings
-from ..errors import UserError
 
 UID_BASE = 1_500_000_000  # sandbox users: far above any account or subordinate-id range
 UID_SPAN = 1 << 24
@@ -207,10 +206,3 @@ def remedy() -> str:
         "install bubblewrap (apt-get install bubblewrap), or use --backend docker; "
         f"only for an agent you trust, {settings.env_name('no_bwrap')}=1 runs its commands unconfined"
     )
-
-
-def check_bwrap() -> None:
-    """Fail with a clear error when a confined command cannot be made on this machine."""
-    why = unavailable()
-    if why is not None:
-        raise UserError(f"cannot confine agent commands on this machine: {why}; {remedy()}")
